@@ -1,0 +1,55 @@
+use axum::extract::{Path, State};
+use axum::Json;
+use fnbox_core::{Execution, ExecutionFilter};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::extract::Query;
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    function: Option<String>,
+    status: Option<String>,
+    runtime: Option<String>,
+    since: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+const MAX_LIMIT: u32 = 1000;
+
+impl ListQuery {
+    fn into_filter(self) -> Result<ExecutionFilter, ApiError> {
+        let bad = |name: &str, msg: String| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", format!("{name}: {msg}"));
+        Ok(ExecutionFilter {
+            function: self.function.filter(|f| !f.is_empty()),
+            status: self.status.filter(|s| !s.is_empty()).map(|s| s.parse()).transpose().map_err(|e| bad("status", e))?,
+            runtime: self.runtime.filter(|s| !s.is_empty()).map(|s| s.parse()).transpose().map_err(|e| bad("runtime", e))?,
+            since: self
+                .since
+                .filter(|s| !s.is_empty())
+                .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)))
+                .transpose()
+                .map_err(|e| bad("since", format!("expected an RFC 3339 time ({e})")))?,
+            before: self.before.filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(&s)).transpose().map_err(|e| bad("before", e.to_string()))?,
+            limit: match self.limit {
+                None => 50,
+                Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                Some(n) => return Err(bad("limit", format!("must be between 1 and {MAX_LIMIT} (got {n})"))),
+            },
+        })
+    }
+}
+
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Execution>>, ApiError> {
+    let filter = q.into_filter()?;
+    Ok(Json(state.engine.executions(&filter).await?))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Execution>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::new(axum::http::StatusCode::NOT_FOUND, "execution_not_found", format!("execution `{id}` not found")))?;
+    Ok(Json(state.engine.execution(id).await?))
+}

@@ -1,0 +1,32 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// Liveness plus which runtimes can run functions right now. 200 when at least one can,
+/// 503 when none can (fnbox itself is up either way, and says why).
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let h = state.engine.health().await;
+    let runtimes: serde_json::Map<String, Value> = h
+        .runtimes
+        .iter()
+        .map(|(r, why)| {
+            let v = match why {
+                None => json!({"available": true}),
+                Some(reason) => json!({"available": false, "reason": reason}),
+            };
+            (r.to_string(), v)
+        })
+        .collect();
+    let any = h.runtimes.values().any(Option::is_none);
+    let status = if any { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if any { "ok" } else { "degraded" },
+        "docker": {"reachable": h.backend_reachable, "version": h.backend_version},
+        "runtimes": runtimes,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (status, Json(body))
+}

@@ -1,0 +1,260 @@
+//! A function: user code plus the sandbox settings it runs with.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The language a function is written in; selects the runtime image and bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Python,
+    Javascript,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::Python, Language::Javascript];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::Javascript => "javascript",
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Language {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "python" | "py" => Ok(Language::Python),
+            "javascript" | "js" | "node" => Ok(Language::Javascript),
+            other => Err(format!("unknown language `{other}` (expected python or javascript)")),
+        }
+    }
+}
+
+/// The sandbox technology: plain Docker (runc) or gVisor (runsc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Docker,
+    Gvisor,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 2] = [Runtime::Docker, Runtime::Gvisor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Gvisor => "gvisor",
+        }
+    }
+
+    /// The other runtime, for side-by-side comparisons.
+    pub fn other(self) -> Runtime {
+        match self {
+            Runtime::Docker => Runtime::Gvisor,
+            Runtime::Gvisor => Runtime::Docker,
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "docker" | "runc" => Ok(Runtime::Docker),
+            "gvisor" | "runsc" => Ok(Runtime::Gvisor),
+            other => Err(format!("unknown runtime `{other}` (expected docker or gvisor)")),
+        }
+    }
+}
+
+/// A stored function. `version` grows by one each time its code or settings change,
+/// and every execution records the version it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Function {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub language: Language,
+    pub runtime: Runtime,
+    pub code: String,
+    pub timeout_ms: u32,
+    pub memory_mb: u32,
+    /// Invocations of this function that may run at once; more wait in a queue.
+    pub concurrency: u32,
+    pub env: BTreeMap<String, String>,
+    /// An example event, used by the UI to build an input form.
+    pub sample_input: Option<serde_json::Value>,
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a user sends to create a function. Everything but name, language and code has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    pub name: String,
+    pub language: Language,
+    #[serde(default = "default_runtime")]
+    pub runtime: Runtime,
+    pub code: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub sample_input: Option<serde_json::Value>,
+}
+
+fn default_runtime() -> Runtime {
+    Runtime::Docker
+}
+
+/// A partial update; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionPatch {
+    pub description: Option<String>,
+    pub language: Option<Language>,
+    pub runtime: Option<Runtime>,
+    pub code: Option<String>,
+    pub timeout_ms: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub sample_input: Option<serde_json::Value>,
+}
+
+impl Function {
+    /// Builds a new function (version 1) from a validated spec.
+    pub fn from_spec(spec: FunctionSpec, limits: &crate::Limits, now: DateTime<Utc>) -> Function {
+        Function {
+            id: Uuid::now_v7(),
+            name: spec.name,
+            description: spec.description,
+            language: spec.language,
+            runtime: spec.runtime,
+            code: spec.code,
+            timeout_ms: spec.timeout_ms.unwrap_or(limits.default_timeout_ms),
+            memory_mb: spec.memory_mb.unwrap_or(limits.default_memory_mb),
+            concurrency: spec.concurrency.unwrap_or(limits.default_concurrency),
+            env: spec.env,
+            sample_input: spec.sample_input,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Applies a patch. Returns true when something that affects execution changed,
+    /// in which case the version was bumped.
+    pub fn apply(&mut self, patch: FunctionPatch, now: DateTime<Utc>) -> bool {
+        let before = self.clone();
+        if let Some(v) = patch.description {
+            self.description = v;
+        }
+        if let Some(v) = patch.language {
+            self.language = v;
+        }
+        if let Some(v) = patch.runtime {
+            self.runtime = v;
+        }
+        if let Some(v) = patch.code {
+            self.code = v;
+        }
+        if let Some(v) = patch.timeout_ms {
+            self.timeout_ms = v;
+        }
+        if let Some(v) = patch.memory_mb {
+            self.memory_mb = v;
+        }
+        if let Some(v) = patch.concurrency {
+            self.concurrency = v;
+        }
+        if let Some(v) = patch.env {
+            self.env = v;
+        }
+        if let Some(v) = patch.sample_input {
+            self.sample_input = Some(v);
+        }
+        let runs_differently = self.language != before.language
+            || self.runtime != before.runtime
+            || self.code != before.code
+            || self.timeout_ms != before.timeout_ms
+            || self.memory_mb != before.memory_mb
+            || self.env != before.env;
+        if runs_differently {
+            self.version += 1;
+        }
+        if *self != before {
+            self.updated_at = now;
+        }
+        runs_differently
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FunctionSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "hello", "language": "python", "code": "def handler(e): return 1"
+        }))
+        .expect("valid spec")
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let f = Function::from_spec(spec(), &crate::Limits::default(), Utc::now());
+        assert_eq!(f.runtime, Runtime::Docker);
+        assert_eq!(f.timeout_ms, 5000);
+        assert_eq!(f.memory_mb, 128);
+        assert_eq!(f.version, 1);
+    }
+
+    #[test]
+    fn code_change_bumps_version_description_does_not() {
+        let mut f = Function::from_spec(spec(), &crate::Limits::default(), Utc::now());
+        let changed = f.apply(FunctionPatch { description: Some("x".into()), ..Default::default() }, Utc::now());
+        assert!(!changed);
+        assert_eq!(f.version, 1);
+        let changed = f.apply(FunctionPatch { code: Some("def handler(e): return 2".into()), ..Default::default() }, Utc::now());
+        assert!(changed);
+        assert_eq!(f.version, 2);
+    }
+
+    #[test]
+    fn parses_aliases() {
+        assert_eq!("runsc".parse::<Runtime>(), Ok(Runtime::Gvisor));
+        assert_eq!("JS".parse::<Language>(), Ok(Language::Javascript));
+        assert!("ruby".parse::<Language>().is_err());
+    }
+}

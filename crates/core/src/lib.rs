@@ -1,0 +1,13 @@
+//! The fnbox domain: functions, executions, their limits and validation, and the
+//! `Store` trait every storage backend implements. Nothing here knows about HTTP,
+//! Docker or SQL.
+
+pub mod execution;
+pub mod function;
+pub mod store;
+pub mod validation;
+
+pub use execution::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus};
+pub use function::{Function, FunctionPatch, FunctionSpec, Language, Runtime};
+pub use store::{Store, StoreError};
+pub use validation::{FieldError, Limits, ValidationErrors};

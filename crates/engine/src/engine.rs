@@ -1,0 +1,314 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use fnbox_core::execution::truncate_text;
+use fnbox_core::validation::{validate_function, validate_name};
+use fnbox_core::{
+    ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, FieldError, Function, FunctionPatch, FunctionSpec, Limits,
+    Store, ValidationErrors,
+};
+use fnbox_sandbox::protocol::{InvokeContext, ResultStatus};
+use fnbox_sandbox::{InvokeOutcome, PoolError, PoolStats, Pools, RuntimeHealth};
+use parking_lot::RwLock;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::EngineError;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub limits: Limits,
+    /// Compile code at create/update time so syntax errors are reported before the first call.
+    pub check_syntax: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { limits: Limits::default(), check_syntax: true }
+    }
+}
+
+/// The platform's core service. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    pools: Pools,
+    config: EngineConfig,
+    /// Every function, by name. The store is the truth; this saves a read per invocation.
+    functions: RwLock<HashMap<String, Arc<Function>>>,
+    executions: broadcast::Sender<Arc<Execution>>,
+}
+
+impl Engine {
+    pub async fn new(store: Arc<dyn Store>, pools: Pools, config: EngineConfig) -> Result<Engine, EngineError> {
+        let functions = store.list_functions().await?;
+        let functions = functions.into_iter().map(|f| (f.name.clone(), Arc::new(f))).collect();
+        let (tx, _) = broadcast::channel(1024);
+        Ok(Engine {
+            inner: Arc::new(Inner { store, pools, config, functions: RwLock::new(functions), executions: tx }),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    pub fn pools(&self) -> &Pools {
+        &self.inner.pools
+    }
+
+    pub async fn health(&self) -> RuntimeHealth {
+        self.inner.pools.backend().health().await
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pools.stats()
+    }
+
+    /// Every recorded execution, as it is recorded (for live views).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Execution>> {
+        self.inner.executions.subscribe()
+    }
+
+    pub fn list_functions(&self) -> Vec<Arc<Function>> {
+        let mut all: Vec<_> = self.inner.functions.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn get_function(&self, name: &str) -> Result<Arc<Function>, EngineError> {
+        self.inner.functions.read().get(name).cloned().ok_or_else(|| EngineError::FunctionNotFound(name.to_owned()))
+    }
+
+    pub async fn create_function(&self, spec: FunctionSpec) -> Result<Arc<Function>, EngineError> {
+        let f = Function::from_spec(spec, &self.inner.config.limits, Utc::now());
+        validate_function(&f, &self.inner.config.limits)?;
+        if self.inner.functions.read().contains_key(&f.name) {
+            return Err(EngineError::Conflict(f.name));
+        }
+        self.check_code(&f).await?;
+        self.inner.store.insert_function(&f).await?;
+        let f = Arc::new(f);
+        self.inner.functions.write().insert(f.name.clone(), f.clone());
+        tracing::info!(function = %f.name, language = %f.language, runtime = %f.runtime, "function created");
+        Ok(f)
+    }
+
+    pub async fn update_function(&self, name: &str, patch: FunctionPatch) -> Result<Arc<Function>, EngineError> {
+        let current = self.get_function(name)?;
+        let mut f = (*current).clone();
+        let code_changed = patch.code.as_ref().is_some_and(|c| *c != f.code) || patch.language.is_some();
+        let new_version = f.apply(patch, Utc::now());
+        validate_function(&f, &self.inner.config.limits)?;
+        if code_changed {
+            self.check_code(&f).await?;
+        }
+        self.inner.store.update_function(&f).await?;
+        let f = Arc::new(f);
+        self.inner.functions.write().insert(f.name.clone(), f.clone());
+        if new_version {
+            // Sandboxes of the old version finish their current call and are not reused.
+            self.inner.pools.retire(f.id);
+            tracing::info!(function = %f.name, version = f.version, "function updated to a new version");
+        }
+        Ok(f)
+    }
+
+    pub async fn delete_function(&self, name: &str) -> Result<(), EngineError> {
+        let f = self.get_function(name)?;
+        if !self.inner.store.delete_function(name).await? {
+            return Err(EngineError::FunctionNotFound(name.to_owned()));
+        }
+        self.inner.functions.write().remove(name);
+        self.inner.pools.retire(f.id);
+        tracing::info!(function = %name, "function deleted");
+        Ok(())
+    }
+
+    /// Compiles the code in a sandbox (without running it). When no sandbox can be had the
+    /// check is skipped: the error then shows at the first invocation instead.
+    async fn check_code(&self, f: &Function) -> Result<(), EngineError> {
+        if !self.inner.config.check_syntax {
+            return Ok(());
+        }
+        match self.inner.pools.check(f.language, &f.code).await {
+            Ok(None) => Ok(()),
+            Ok(Some(err)) => {
+                let at = match (err.line, err.column) {
+                    (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+                    (Some(l), None) => format!(" (line {l})"),
+                    _ => String::new(),
+                };
+                Err(EngineError::Invalid(ValidationErrors(vec![FieldError {
+                    field: "code".into(),
+                    message: format!("{}: {}{at}", err.kind, err.message),
+                    line: err.line,
+                    column: err.column,
+                }])))
+            }
+            Err(e) => {
+                tracing::warn!(function = %f.name, error = %e, "syntax check skipped");
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, EngineError> {
+        Ok(self.inner.store.list_executions(filter).await?)
+    }
+
+    pub async fn execution(&self, id: Uuid) -> Result<Execution, EngineError> {
+        self.inner.store.get_execution(id).await?.ok_or_else(|| EngineError::ExecutionNotFound(id.to_string()))
+    }
+
+    /// Invokes a function with a JSON event and returns its execution, already recorded.
+    /// The work runs on its own task: a caller that goes away cannot cut an execution short
+    /// or lose its record.
+    pub async fn invoke(&self, name: &str, event: Box<RawValue>) -> Result<Execution, EngineError> {
+        validate_name(name).map_err(|_| EngineError::FunctionNotFound(name.to_owned()))?;
+        let f = self.get_function(name)?;
+        let limit = self.inner.config.limits.max_input_bytes;
+        if event.get().len() > limit {
+            return Err(EngineError::InputTooLarge { size: event.get().len(), limit });
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.run(f, event).await })
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("invocation task failed: {e}")))?
+    }
+
+    async fn run(&self, f: Arc<Function>, event: Box<RawValue>) -> Result<Execution, EngineError> {
+        let t0 = Instant::now();
+        let started_at = Utc::now();
+        let id = Uuid::now_v7();
+        let limits = &self.inner.config.limits;
+        let mut exec = Execution {
+            id,
+            function: f.name.clone(),
+            version: f.version,
+            runtime: f.runtime,
+            language: f.language,
+            input: truncate_text(event.get(), limits.max_recorded_bytes).0,
+            output: None,
+            output_truncated: false,
+            status: ExecutionStatus::Success,
+            error: None,
+            logs: String::new(),
+            started_at,
+            duration_ms: 0.0,
+            exec_ms: None,
+            memory_bytes: None,
+            cold_start: false,
+        };
+        let mut lease = match self.inner.pools.acquire(&f).await {
+            Ok(lease) => lease,
+            Err(PoolError::QueueFull(name)) => return Err(EngineError::QueueFull(name)),
+            Err(PoolError::Sandbox(e)) => return Err(EngineError::Unavailable(e.to_string())),
+            Err(PoolError::LoadFailed { error, logs }) => {
+                exec.cold_start = true;
+                exec.status = ExecutionStatus::Error;
+                exec.error = Some(error);
+                exec.logs = truncate_text(&logs, limits.max_log_bytes).0;
+                return self.finish(exec, t0).await;
+            }
+        };
+        exec.cold_start = lease.cold;
+        let ctx = InvokeContext {
+            execution_id: id.to_string(),
+            function: f.name.clone(),
+            version: f.version,
+            memory_mb: f.memory_mb,
+            timeout_ms: f.timeout_ms,
+            deadline_ms: started_at.timestamp_millis() + i64::from(f.timeout_ms),
+        };
+        let timeout = Duration::from_millis(u64::from(f.timeout_ms));
+        let Some(sandbox) = lease.sandbox() else {
+            return Err(EngineError::Unavailable("lease without sandbox".into()));
+        };
+        let sandbox_id = sandbox.id.clone();
+        let outcome = sandbox.invoke(&ctx.execution_id, &event, &ctx, timeout).await;
+        let reusable = match outcome {
+            InvokeOutcome::Completed { result, memory_bytes } => {
+                exec.memory_bytes = memory_bytes;
+                exec.exec_ms = result.exec_ms;
+                exec.logs = truncate_text(&result.logs, limits.max_log_bytes).0;
+                match result.status {
+                    ResultStatus::Success => {
+                        let raw = result.output.as_deref().map_or("null", RawValue::get);
+                        match serde_json::from_str(raw) {
+                            Ok(v) => exec.output = Some(v),
+                            Err(e) => {
+                                exec.status = ExecutionStatus::Error;
+                                exec.error = Some(ErrorInfo::new("SerializationError", e.to_string()));
+                            }
+                        }
+                        true
+                    }
+                    ResultStatus::Error => {
+                        let error = result.error.unwrap_or_else(|| ErrorInfo::new("Error", "the function failed"));
+                        // An interpreter that ran out of memory is not trusted with another call.
+                        let oom = error.kind == "MemoryError";
+                        exec.status = if oom { ExecutionStatus::Oom } else { ExecutionStatus::Error };
+                        exec.error = Some(error);
+                        !oom
+                    }
+                }
+            }
+            InvokeOutcome::TimedOut { memory_bytes } => {
+                exec.memory_bytes = memory_bytes;
+                exec.status = ExecutionStatus::Timeout;
+                exec.error = Some(ErrorInfo::new(
+                    "Timeout",
+                    format!("the function did not finish within its timeout of {} ms", f.timeout_ms),
+                ));
+                false
+            }
+            InvokeOutcome::Died { reason, stderr, memory_bytes, memory_limit_hit } => {
+                exec.memory_bytes = memory_bytes;
+                let exit = self.inner.pools.backend().exit_info(&sandbox_id).await.unwrap_or_default();
+                if exit.oom_killed || memory_limit_hit {
+                    exec.status = ExecutionStatus::Oom;
+                    exec.error = Some(ErrorInfo::new(
+                        "OutOfMemory",
+                        format!("the function exceeded its memory limit of {} MB and was killed", f.memory_mb),
+                    ));
+                } else {
+                    exec.status = ExecutionStatus::Error;
+                    let code = exit.exit_code.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+                    let mut err = ErrorInfo::new(
+                        "SandboxExited",
+                        format!("the function's sandbox stopped during the call (exit code {code}): {reason}"),
+                    );
+                    err.stack = stderr;
+                    exec.error = Some(err);
+                }
+                false
+            }
+        };
+        self.inner.pools.release(lease, reusable);
+        self.finish(exec, t0).await
+    }
+
+    /// Records the execution (durably) and only then hands it back.
+    async fn finish(&self, mut exec: Execution, t0: Instant) -> Result<Execution, EngineError> {
+        exec.duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let max = self.inner.config.limits.max_recorded_bytes;
+        let oversized = exec.output.as_ref().is_some_and(|v| serde_json::to_vec(v).map_or(true, |b| b.len() > max));
+        let record = if oversized {
+            Execution { output: None, output_truncated: true, ..exec.clone() }
+        } else {
+            exec.clone()
+        };
+        let record = Arc::new(record);
+        self.inner.store.record_execution((*record).clone()).await?;
+        let _ = self.inner.executions.send(record);
+        Ok(exec)
+    }
+}

@@ -1,0 +1,41 @@
+use fnbox_core::{StoreError, ValidationErrors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("function `{0}` not found")]
+    FunctionNotFound(String),
+    #[error("execution `{0}` not found")]
+    ExecutionNotFound(String),
+    #[error("a function named `{0}` already exists")]
+    Conflict(String),
+    /// The request broke one or more rules; each names its field.
+    #[error("invalid request: {0}")]
+    Invalid(ValidationErrors),
+    /// The event is larger than the input limit.
+    #[error("the input is {size} bytes; the limit is {limit} bytes")]
+    InputTooLarge { size: usize, limit: usize },
+    /// The function is at its concurrency limit and its queue is full.
+    #[error("too many invocations of `{0}` are queued; retry later")]
+    QueueFull(String),
+    /// No sandbox can be started right now (daemon down, runtime missing).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(name) => EngineError::Conflict(name),
+            StoreError::NotFound(name) => EngineError::FunctionNotFound(name),
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+impl From<ValidationErrors> for EngineError {
+    fn from(e: ValidationErrors) -> Self {
+        EngineError::Invalid(e)
+    }
+}

@@ -1,0 +1,10 @@
+//! The engine: function lifecycle and invocation. It ties the store to the sandbox pools
+//! and turns whatever a sandbox did into an execution record. It knows nothing of HTTP.
+
+mod engine;
+mod error;
+pub mod templates;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::EngineError;
+pub use fnbox_sandbox::{PoolStats, RuntimeHealth};

@@ -1,0 +1,339 @@
+//! The Docker backend: runc for `docker`, runsc for `gvisor`, over the Docker Engine API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StatsOptions,
+};
+use bollard::Docker;
+use bytes::{Bytes, BytesMut};
+use fnbox_core::{Language, Runtime};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use crate::backend::{Channel, ExitInfo, MemoryProbe, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxSpec};
+
+/// Labels that mark a container as fnbox's; `fnbox.instance` scopes clean-up to one data dir,
+/// so two fnbox servers on one daemon never remove each other's sandboxes.
+pub const LABEL_MANAGED: &str = "fnbox.managed";
+pub const LABEL_INSTANCE: &str = "fnbox.instance";
+
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    pub python_image: String,
+    pub node_image: String,
+    /// Identifies this fnbox (derived from its data dir); see [`LABEL_INSTANCE`].
+    pub instance: String,
+    pub pids_limit: i64,
+    /// CPU quota per sandbox, in billionths of a CPU.
+    pub nano_cpus: i64,
+    pub tmpfs_mb: u32,
+    /// uid:gid the bootstrap runs as inside the sandbox.
+    pub user: String,
+    /// Longest protocol line accepted from a sandbox; a longer one breaks its channel.
+    pub max_line_bytes: usize,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            python_image: "fnbox-python:latest".into(),
+            node_image: "fnbox-node:latest".into(),
+            instance: "default".into(),
+            pids_limit: 64,
+            nano_cpus: 1_000_000_000,
+            tmpfs_mb: 16,
+            user: "65534:65534".into(),
+            max_line_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct DockerBackend {
+    docker: Docker,
+    config: DockerConfig,
+    health: Mutex<Option<(Instant, RuntimeHealth)>>,
+}
+
+/// Health is asked for on every invocation path; a short cache keeps dockerd out of the hot path.
+const HEALTH_TTL: Duration = Duration::from_secs(2);
+const STDERR_TAIL: usize = 4096;
+
+fn unavailable(e: bollard::errors::Error) -> SandboxError {
+    SandboxError::Unavailable(e.to_string())
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+impl DockerBackend {
+    /// Connects to the local daemon (DOCKER_HOST or /var/run/docker.sock). A daemon that is
+    /// down now is not an error: health says so and requests fail until it is back.
+    pub async fn connect(config: DockerConfig) -> Result<DockerBackend, SandboxError> {
+        let docker = Docker::connect_with_local_defaults().map_err(unavailable)?;
+        let docker = match docker.clone().negotiate_version().await {
+            Ok(d) => {
+                tracing::info!(api_version = %d.client_version(), "connected to the Docker daemon");
+                d
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the Docker daemon does not answer yet");
+                docker
+            }
+        };
+        Ok(DockerBackend { docker, config, health: Mutex::new(None) })
+    }
+
+    fn image(&self, language: Language) -> &str {
+        match language {
+            Language::Python => &self.config.python_image,
+            Language::Javascript => &self.config.node_image,
+        }
+    }
+
+    fn oci_runtime(runtime: Runtime) -> &'static str {
+        match runtime {
+            Runtime::Docker => "runc",
+            Runtime::Gvisor => "runsc",
+        }
+    }
+
+    async fn probe_health(&self) -> RuntimeHealth {
+        let mut health = RuntimeHealth::default();
+        let version = match self.docker.version().await {
+            Ok(v) => v,
+            Err(e) => {
+                for r in Runtime::ALL {
+                    health.runtimes.insert(r, Some(format!("the Docker daemon does not answer: {e}")));
+                }
+                return health;
+            }
+        };
+        health.backend_reachable = true;
+        health.backend_version = version.version;
+        let registered: Vec<String> = match self.docker.info().await {
+            Ok(info) => info.runtimes.map(|r| r.into_keys().collect()).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let mut missing_images = Vec::new();
+        for lang in Language::ALL {
+            let image = self.image(lang);
+            if self.docker.inspect_image(image).await.is_err() {
+                missing_images.push(image.to_owned());
+            }
+        }
+        for r in Runtime::ALL {
+            let oci = Self::oci_runtime(r);
+            let reason = if !registered.iter().any(|x| x == oci) {
+                Some(format!("`{oci}` is not registered with dockerd (run `make setup`)"))
+            } else if !missing_images.is_empty() {
+                Some(format!("image(s) {} missing (run `make setup`)", missing_images.join(", ")))
+            } else {
+                None
+            };
+            health.runtimes.insert(r, reason);
+        }
+        health
+    }
+}
+
+#[async_trait]
+impl SandboxBackend for DockerBackend {
+    async fn create(&self, spec: &SandboxSpec) -> Result<SandboxId, SandboxError> {
+        let mut labels: HashMap<String, String> =
+            spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        labels.insert(LABEL_MANAGED.into(), "true".into());
+        labels.insert(LABEL_INSTANCE.into(), self.config.instance.clone());
+        labels.insert("fnbox.language".into(), spec.key.language.to_string());
+        labels.insert("fnbox.runtime".into(), spec.key.runtime.to_string());
+        let memory = i64::from(spec.key.memory_mb) * 1024 * 1024;
+        let host_config = HostConfig {
+            runtime: Some(Self::oci_runtime(spec.key.runtime).into()),
+            network_mode: Some("none".into()),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some(self.config.nano_cpus),
+            pids_limit: Some(self.config.pids_limit),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                format!("rw,nosuid,nodev,noexec,size={}m", self.config.tmpfs_mb),
+            )])),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(self.image(spec.key.language).into()),
+            labels: Some(labels),
+            user: Some(self.config.user.clone()),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(false),
+            tty: Some(false),
+            network_disabled: Some(true),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
+                    SandboxError::Start(format!("{message} (run `make setup` to build the runtime images)"))
+                }
+                bollard::errors::Error::DockerResponseServerError { message, .. } => SandboxError::Start(message),
+                other => unavailable(other),
+            })?;
+        Ok(SandboxId(created.id))
+    }
+
+    async fn start(&self, id: &SandboxId) -> Result<Channel, SandboxError> {
+        let attach = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            detach_keys: None,
+        };
+        let attached = self.docker.attach_container(&id.0, Some(attach)).await.map_err(unavailable)?;
+        self.docker.start_container(&id.0, None).await.map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError { message, .. } => SandboxError::Start(message),
+            other => unavailable(other),
+        })?;
+        let (tx, rx) = mpsc::channel(16);
+        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(read_frames(attached.output, tx, stderr_tail.clone(), self.config.max_line_bytes));
+        Ok(Channel { input: attached.input, lines: rx, stderr_tail })
+    }
+
+    async fn stop(&self, id: &SandboxId) -> Result<(), SandboxError> {
+        let opts = RemoveContainerOptions { force: true, v: true, link: false };
+        match self.docker.remove_container(&id.0, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // A removal already under way (e.g. after a kill) is fine too.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn exit_info(&self, id: &SandboxId) -> Result<ExitInfo, SandboxError> {
+        let info = self.docker.inspect_container(&id.0, None).await.map_err(unavailable)?;
+        let state = info.state.unwrap_or_default();
+        Ok(ExitInfo { exit_code: state.exit_code, oom_killed: state.oom_killed.unwrap_or(false) })
+    }
+
+    fn memory_probe(&self, id: &SandboxId) -> Option<MemoryProbe> {
+        MemoryProbe::find_docker(&id.0)
+    }
+
+    async fn memory_usage(&self, id: &SandboxId) -> Result<Option<u64>, SandboxError> {
+        let opts = StatsOptions { stream: false, one_shot: true };
+        let mut stream = self.docker.stats(&id.0, Some(opts));
+        match stream.next().await {
+            Some(Ok(stats)) => Ok(stats.memory_stats.and_then(|m| m.usage)),
+            Some(Err(e)) => Err(unavailable(e)),
+            None => Ok(None),
+        }
+    }
+
+    async fn remove_all(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_INSTANCE}={}", self.config.instance)],
+        )]);
+        let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let containers = self.docker.list_containers(Some(opts)).await.map_err(unavailable)?;
+        let ids: Vec<SandboxId> = containers.into_iter().filter_map(|c| c.id.map(SandboxId)).collect();
+        let n = ids.len();
+        let results = futures_util::future::join_all(ids.iter().map(|id| self.stop(id))).await;
+        for (id, r) in ids.iter().zip(results) {
+            if let Err(e) = r {
+                tracing::warn!(sandbox = %id, error = %e, "could not remove a leftover sandbox");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn health(&self) -> RuntimeHealth {
+        if let Some((at, h)) = self.health.lock().as_ref() {
+            if at.elapsed() < HEALTH_TTL {
+                return h.clone();
+            }
+        }
+        let h = self.probe_health().await;
+        *self.health.lock() = Some((Instant::now(), h.clone()));
+        h
+    }
+}
+
+/// Splits the container's stdout frames into protocol lines and keeps the tail of stderr.
+/// A line longer than `max_line` ends the channel: the sandbox is misbehaving.
+async fn read_frames(
+    mut output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    tx: mpsc::Sender<Result<Bytes, String>>,
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
+    max_line: usize,
+) {
+    let mut buf = BytesMut::new();
+    while let Some(item) = output.next().await {
+        match item {
+            Ok(LogOutput::StdOut { message }) => {
+                let mut scanned = buf.len();
+                buf.extend_from_slice(&message);
+                while let Some(pos) = buf[scanned..].iter().position(|b| *b == b'\n') {
+                    let mut line = buf.split_to(scanned + pos + 1);
+                    line.truncate(line.len() - 1);
+                    scanned = 0;
+                    if tx.send(Ok(line.freeze())).await.is_err() {
+                        return;
+                    }
+                }
+                if buf.len() > max_line {
+                    let _ = tx
+                        .send(Err(format!("the sandbox wrote a message larger than {max_line} bytes")))
+                        .await;
+                    return;
+                }
+            }
+            Ok(LogOutput::StdErr { message }) => {
+                let mut tail = stderr_tail.lock();
+                tail.extend_from_slice(&message);
+                if tail.len() > STDERR_TAIL {
+                    let cut = tail.len() - STDERR_TAIL;
+                    tail.drain(..cut);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Err(format!("the sandbox channel broke: {e}"))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// A short, stable id for the fnbox instance that owns `data_dir`.
+pub fn instance_id(data_dir: &std::path::Path) -> String {
+    // FNV-1a: tiny, stable across Rust versions (unlike DefaultHasher).
+    let path = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf());
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in path.to_string_lossy().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+

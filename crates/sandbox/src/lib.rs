@@ -1,0 +1,19 @@
+//! The sandbox engine: where functions actually run.
+//!
+//! * [`backend`] — the `SandboxBackend` trait (create, start, channel, stop, stats) that the
+//!   rest of fnbox sees; [`docker`] implements it on the Docker Engine API for runc and runsc.
+//! * [`sandbox`] — a started sandbox and the framed protocol spoken with its bootstrap.
+//! * [`pool`] — warm pools: sandboxes kept alive per function version, plus pre-started
+//!   generic sandboxes per (language, runtime, memory) waiting for code.
+
+pub mod backend;
+mod cgroup;
+pub mod docker;
+pub mod pool;
+pub mod protocol;
+pub mod sandbox;
+
+pub use backend::{ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
+pub use docker::{DockerBackend, DockerConfig};
+pub use pool::{Lease, PoolConfig, PoolError, PoolStats, Pools};
+pub use sandbox::{InvokeOutcome, Sandbox};

@@ -1,0 +1,458 @@
+//! Warm pools.
+//!
+//! Two kinds of idle sandboxes are kept:
+//! * **generic** ones per [`SandboxKey`] (language, runtime, memory): started, bootstrap
+//!   waiting for code. A cold start takes one and only loads code into it, so it costs a
+//!   code load instead of a container start. They are refilled in the background.
+//! * **specialised** ones per function version: code loaded, ready for the next call (a
+//!   warm start). Reaped after the keep-alive; never handed to another function or version.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fnbox_core::{ErrorInfo, Function, Language, Runtime};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::backend::{SandboxBackend, SandboxError, SandboxKey, SandboxSpec};
+use crate::sandbox::Sandbox;
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Idle specialised sandboxes older than this are removed.
+    pub keep_alive: Duration,
+    /// Generic sandboxes kept ready per key that has seen demand (or was pre-warmed at start).
+    pub prewarm_per_key: usize,
+    /// Invocations that may wait for a busy function before new ones get `QueueFull`.
+    pub max_queue_per_function: usize,
+    pub ready_timeout: Duration,
+    pub load_timeout: Duration,
+    pub check_timeout: Duration,
+    /// Memory (MB) of the sandboxes used for syntax checks.
+    pub check_memory_mb: u32,
+    pub max_output_bytes: usize,
+    pub max_log_bytes: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            keep_alive: Duration::from_secs(600),
+            prewarm_per_key: 1,
+            max_queue_per_function: 256,
+            ready_timeout: Duration::from_secs(30),
+            load_timeout: Duration::from_secs(10),
+            check_timeout: Duration::from_secs(5),
+            check_memory_mb: 128,
+            max_output_bytes: 6 * 1024 * 1024,
+            max_log_bytes: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Too many invocations of this function are already waiting.
+    #[error("too many queued invocations of `{0}`; retry later")]
+    QueueFull(String),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The function's own code failed to load (syntax error, exception at import, no handler).
+    #[error("the function failed to load: {}", .error.message)]
+    LoadFailed { error: ErrorInfo, logs: String },
+}
+
+/// A sandbox checked out for one invocation. Give it back with [`Pools::release`].
+pub struct Lease {
+    sandbox: Option<Sandbox>,
+    pub cold: bool,
+    /// A cold start that found a pre-started generic sandbox.
+    pub prewarmed: bool,
+    pub waited: Duration,
+    pool: Arc<FunctionPool>,
+    backend: Arc<dyn SandboxBackend>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    pub fn sandbox(&mut self) -> Option<&mut Sandbox> {
+        self.sandbox.as_mut()
+    }
+}
+
+impl Drop for Lease {
+    /// A lease dropped without release (a panic or a cancelled task) must not leak a sandbox
+    /// that may be mid-invocation: it is destroyed.
+    fn drop(&mut self) {
+        if let Some(sb) = self.sandbox.take() {
+            self.pool.live.fetch_sub(1, Ordering::Relaxed);
+            destroy(self.backend.clone(), sb);
+        }
+    }
+}
+
+struct FunctionPool {
+    name: String,
+    version: u32,
+    concurrency: usize,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    live: AtomicUsize,
+    idle: Mutex<Vec<Sandbox>>,
+    retired: AtomicBool,
+}
+
+/// What the pools hold right now, for `/metrics` and the UI.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolStats {
+    pub functions: Vec<FunctionPoolStats>,
+    pub generic: BTreeMap<String, usize>,
+    pub sandboxes_started: u64,
+    pub cold_starts: u64,
+    pub prewarmed_cold_starts: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionPoolStats {
+    pub function: String,
+    pub version: u32,
+    pub idle: usize,
+    pub busy: usize,
+    pub queued: usize,
+}
+
+struct Inner {
+    backend: Arc<dyn SandboxBackend>,
+    config: PoolConfig,
+    functions: Mutex<HashMap<(Uuid, u32), Arc<FunctionPool>>>,
+    generic: Mutex<HashMap<SandboxKey, Vec<Sandbox>>>,
+    targets: Mutex<HashMap<SandboxKey, usize>>,
+    refilling: Mutex<HashMap<SandboxKey, usize>>,
+    sandboxes_started: AtomicU64,
+    cold_starts: AtomicU64,
+    prewarmed_cold_starts: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Pools {
+    inner: Arc<Inner>,
+}
+
+fn destroy(backend: Arc<dyn SandboxBackend>, sandbox: Sandbox) {
+    tokio::spawn(async move {
+        if let Err(e) = backend.stop(&sandbox.id).await {
+            tracing::warn!(sandbox = %sandbox.id, error = %e, "could not remove sandbox");
+        }
+    });
+}
+
+fn key_label(k: &SandboxKey) -> String {
+    format!("{}/{}/{}mb", k.language, k.runtime, k.memory_mb)
+}
+
+impl Pools {
+    pub fn new(backend: Arc<dyn SandboxBackend>, config: PoolConfig) -> Pools {
+        Pools {
+            inner: Arc::new(Inner {
+                backend,
+                config,
+                functions: Mutex::new(HashMap::new()),
+                generic: Mutex::new(HashMap::new()),
+                targets: Mutex::new(HashMap::new()),
+                refilling: Mutex::new(HashMap::new()),
+                sandboxes_started: AtomicU64::new(0),
+                cold_starts: AtomicU64::new(0),
+                prewarmed_cold_starts: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn SandboxBackend> {
+        &self.inner.backend
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    fn function_pool(&self, f: &Function) -> Arc<FunctionPool> {
+        let mut map = self.inner.functions.lock();
+        map.entry((f.id, f.version))
+            .or_insert_with(|| {
+                Arc::new(FunctionPool {
+                    name: f.name.clone(),
+                    version: f.version,
+                    concurrency: f.concurrency.max(1) as usize,
+                    permits: Arc::new(Semaphore::new(f.concurrency.max(1) as usize)),
+                    waiting: AtomicUsize::new(0),
+                    live: AtomicUsize::new(0),
+                    idle: Mutex::new(Vec::new()),
+                    retired: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// Checks out a sandbox loaded with `f`: a warm one if idle, else a cold start (from a
+    /// pre-started generic sandbox when one is free). Waits while the function is at its
+    /// concurrency limit, up to the queue bound.
+    pub async fn acquire(&self, f: &Function) -> Result<Lease, PoolError> {
+        let pool = self.function_pool(f);
+        let t0 = Instant::now();
+        let permit = match pool.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if pool.waiting.fetch_add(1, Ordering::AcqRel) >= self.inner.config.max_queue_per_function {
+                    pool.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(PoolError::QueueFull(f.name.clone()));
+                }
+                let p = pool.permits.clone().acquire_owned().await;
+                pool.waiting.fetch_sub(1, Ordering::AcqRel);
+                p.map_err(|_| SandboxError::Unavailable("the function's pool was closed".into()))?
+            }
+        };
+        let waited = t0.elapsed();
+        let lease = |sandbox, cold, prewarmed| Lease {
+            sandbox: Some(sandbox),
+            cold,
+            prewarmed,
+            waited,
+            pool: pool.clone(),
+            backend: self.inner.backend.clone(),
+            _permit: permit,
+        };
+        loop {
+            let candidate = pool.idle.lock().pop();
+            match candidate {
+                Some(sb) if sb.is_alive() => return Ok(lease(sb, false, false)),
+                Some(dead) => {
+                    pool.live.fetch_sub(1, Ordering::Relaxed);
+                    destroy(self.inner.backend.clone(), dead);
+                }
+                None => break,
+            }
+        }
+        let (sandbox, prewarmed) = self.cold_start(f).await?;
+        pool.live.fetch_add(1, Ordering::Relaxed);
+        Ok(lease(sandbox, true, prewarmed))
+    }
+
+    async fn cold_start(&self, f: &Function) -> Result<(Sandbox, bool), PoolError> {
+        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
+        self.inner.cold_starts.fetch_add(1, Ordering::Relaxed);
+        self.note_demand(key);
+        let (mut sandbox, prewarmed) = match self.take_generic(key) {
+            Some(sb) => (sb, true),
+            None => (self.launch(key, Some(f)).await?, false),
+        };
+        if prewarmed {
+            self.inner.prewarmed_cold_starts.fetch_add(1, Ordering::Relaxed);
+        }
+        self.refill(key);
+        let cfg = &self.inner.config;
+        match sandbox.load(&f.code, &f.env, cfg.max_output_bytes, cfg.max_log_bytes, cfg.load_timeout).await {
+            Ok(Ok(())) => Ok((sandbox, prewarmed)),
+            Ok(Err((error, logs))) => {
+                destroy(self.inner.backend.clone(), sandbox);
+                Err(PoolError::LoadFailed { error, logs })
+            }
+            Err(e) => {
+                destroy(self.inner.backend.clone(), sandbox);
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn launch(&self, key: SandboxKey, f: Option<&Function>) -> Result<Sandbox, SandboxError> {
+        self.inner.backend.health().await.available(key.runtime)?;
+        let mut labels = BTreeMap::new();
+        if let Some(f) = f {
+            labels.insert("fnbox.function".to_string(), f.name.clone());
+        }
+        let spec = SandboxSpec { key, labels };
+        let sb = Sandbox::launch(self.inner.backend.as_ref(), &spec, self.inner.config.ready_timeout).await?;
+        self.inner.sandboxes_started.fetch_add(1, Ordering::Relaxed);
+        Ok(sb)
+    }
+
+    fn take_generic(&self, key: SandboxKey) -> Option<Sandbox> {
+        let mut generic = self.inner.generic.lock();
+        let list = generic.get_mut(&key)?;
+        while let Some(sb) = list.pop() {
+            if sb.is_alive() {
+                return Some(sb);
+            }
+            destroy(self.inner.backend.clone(), sb);
+        }
+        None
+    }
+
+    fn note_demand(&self, key: SandboxKey) {
+        let mut targets = self.inner.targets.lock();
+        let t = targets.entry(key).or_insert(0);
+        *t = (*t).max(self.inner.config.prewarm_per_key);
+    }
+
+    /// Starts generic sandboxes for `key` in the background until its target is met.
+    fn refill(&self, key: SandboxKey) {
+        let target = self.inner.targets.lock().get(&key).copied().unwrap_or(0);
+        let have = self.inner.generic.lock().get(&key).map_or(0, Vec::len);
+        let missing = {
+            let mut refilling = self.inner.refilling.lock();
+            let in_flight = refilling.entry(key).or_insert(0);
+            let missing = target.saturating_sub(have + *in_flight);
+            *in_flight += missing;
+            missing
+        };
+        for _ in 0..missing {
+            let pools = self.clone();
+            tokio::spawn(async move {
+                let result = pools.launch(key, None).await;
+                if let Some(n) = pools.inner.refilling.lock().get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                }
+                match result {
+                    Ok(sb) => pools.inner.generic.lock().entry(key).or_default().push(sb),
+                    Err(e) => tracing::debug!(key = %key_label(&key), error = %e, "could not pre-warm a sandbox"),
+                }
+            });
+        }
+    }
+
+    /// Asks for `per_key` generic sandboxes for each key, now and after each use.
+    pub fn prewarm(&self, keys: &[SandboxKey], per_key: usize) {
+        for key in keys {
+            {
+                let mut targets = self.inner.targets.lock();
+                let t = targets.entry(*key).or_insert(0);
+                *t = (*t).max(per_key);
+            }
+            self.refill(*key);
+        }
+    }
+
+    /// Returns a sandbox after an invocation. One that timed out, crashed, or belongs to a
+    /// retired version is destroyed instead of reused.
+    pub fn release(&self, mut lease: Lease, reusable: bool) {
+        let Some(sb) = lease.sandbox.take() else { return };
+        if reusable && !lease.pool.retired.load(Ordering::Acquire) {
+            lease.pool.idle.lock().push(sb);
+        } else {
+            lease.pool.live.fetch_sub(1, Ordering::Relaxed);
+            destroy(self.inner.backend.clone(), sb);
+        }
+    }
+
+    /// Drops every pool of function `id` (all versions): after an update or a delete.
+    pub fn retire(&self, id: Uuid) {
+        let retired: Vec<Arc<FunctionPool>> = {
+            let mut map = self.inner.functions.lock();
+            let keys: Vec<_> = map.keys().filter(|(fid, _)| *fid == id).copied().collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for pool in retired {
+            pool.retired.store(true, Ordering::Release);
+            for sb in pool.idle.lock().drain(..) {
+                pool.live.fetch_sub(1, Ordering::Relaxed);
+                destroy(self.inner.backend.clone(), sb);
+            }
+        }
+    }
+
+    /// Compiles code in a generic sandbox without running it. The sandbox stays generic and
+    /// goes back to its pool. `Ok(None)` means the code compiles.
+    pub async fn check(&self, language: Language, code: &str) -> Result<Option<ErrorInfo>, SandboxError> {
+        let key = SandboxKey { language, runtime: Runtime::Docker, memory_mb: self.inner.config.check_memory_mb };
+        let mut sb = match self.take_generic(key) {
+            Some(sb) => sb,
+            None => self.launch(key, None).await?,
+        };
+        let result = sb.check(code, self.inner.config.check_timeout).await;
+        if result.is_ok() {
+            self.inner.generic.lock().entry(key).or_default().push(sb);
+        } else {
+            destroy(self.inner.backend.clone(), sb);
+        }
+        result
+    }
+
+    /// Removes idle sandboxes past their keep-alive and tops up generic pools. Run periodically.
+    pub fn maintain(&self) {
+        let keep_alive = self.inner.config.keep_alive;
+        let mut expired = Vec::new();
+        {
+            let mut map = self.inner.functions.lock();
+            map.retain(|_, pool| {
+                let mut idle = pool.idle.lock();
+                let (old, fresh): (Vec<_>, Vec<_>) = idle.drain(..).partition(|s| s.last_used.elapsed() > keep_alive);
+                *idle = fresh;
+                pool.live.fetch_sub(old.len(), Ordering::Relaxed);
+                expired.extend(old);
+                let in_use = pool.live.load(Ordering::Relaxed) > 0
+                    || pool.waiting.load(Ordering::Relaxed) > 0
+                    || pool.permits.available_permits() < pool.concurrency;
+                in_use
+            });
+        }
+        for sb in expired {
+            destroy(self.inner.backend.clone(), sb);
+        }
+        let keys: Vec<SandboxKey> = self.inner.targets.lock().keys().copied().collect();
+        for key in keys {
+            self.refill(key);
+        }
+    }
+
+    /// Runs [`Pools::maintain`] every `period` until the pools are dropped.
+    pub fn spawn_maintenance(&self, period: Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Pools { inner }.maintain();
+            }
+        });
+    }
+
+    /// Removes every idle sandbox and everything this instance left in the backend.
+    pub async fn shutdown(&self) -> Result<usize, SandboxError> {
+        self.inner.targets.lock().clear();
+        self.inner.functions.lock().clear();
+        self.inner.generic.lock().clear();
+        self.inner.backend.remove_all().await
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let functions = self
+            .inner
+            .functions
+            .lock()
+            .values()
+            .map(|p| {
+                let idle = p.idle.lock().len();
+                FunctionPoolStats {
+                    function: p.name.clone(),
+                    version: p.version,
+                    idle,
+                    busy: p.live.load(Ordering::Relaxed).saturating_sub(idle),
+                    queued: p.waiting.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        let generic = self.inner.generic.lock().iter().map(|(k, v)| (key_label(k), v.len())).collect();
+        PoolStats {
+            functions,
+            generic,
+            sandboxes_started: self.inner.sandboxes_started.load(Ordering::Relaxed),
+            cold_starts: self.inner.cold_starts.load(Ordering::Relaxed),
+            prewarmed_cold_starts: self.inner.prewarmed_cold_starts.load(Ordering::Relaxed),
+        }
+    }
+}

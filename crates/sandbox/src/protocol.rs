@@ -1,0 +1,142 @@
+//! Host side of the bootstrap protocol (docs/PROTOCOL.md): one JSON object per line.
+
+use std::collections::BTreeMap;
+
+use fnbox_core::ErrorInfo;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request<'a> {
+    Check {
+        code: &'a str,
+    },
+    Load {
+        code: &'a str,
+        handler: &'a str,
+        env: &'a BTreeMap<String, String>,
+        max_output_bytes: usize,
+        max_log_bytes: usize,
+    },
+    Invoke {
+        id: &'a str,
+        event: &'a RawValue,
+        context: &'a InvokeContext,
+    },
+}
+
+/// What the handler sees as its `context`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvokeContext {
+    pub execution_id: String,
+    pub function: String,
+    pub version: u32,
+    pub memory_mb: u32,
+    pub timeout_ms: u32,
+    /// Unix milliseconds after which the platform kills the invocation.
+    pub deadline_ms: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Ready {
+        #[serde(default)]
+        language: String,
+        #[serde(default)]
+        runtime_version: String,
+    },
+    Checked {
+        ok: bool,
+        #[serde(default)]
+        error: Option<ErrorInfo>,
+    },
+    Loaded {
+        #[serde(default)]
+        logs: String,
+    },
+    LoadFailed {
+        error: ErrorInfo,
+        #[serde(default)]
+        logs: String,
+    },
+    Result(InvokeResult),
+    ProtocolError {
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InvokeResult {
+    pub id: String,
+    pub status: ResultStatus,
+    #[serde(default)]
+    pub output: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+    #[serde(default)]
+    pub logs: String,
+    #[serde(default)]
+    pub exec_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    Success,
+    Error,
+}
+
+/// Serializes a request as one protocol line.
+pub fn encode(req: &Request<'_>) -> Vec<u8> {
+    // Serializing these types cannot fail: every field is a string, number, map or raw JSON.
+    let mut line = serde_json::to_vec(req).unwrap_or_else(|_| b"{}".to_vec());
+    line.push(b'\n');
+    line
+}
+
+pub fn decode(line: &[u8]) -> Result<Reply, String> {
+    serde_json::from_slice(line).map_err(|e| {
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+        format!("unreadable message from bootstrap ({e}): {shown}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_invoke_as_one_line() {
+        let event = RawValue::from_string(r#"{"a":"x\ny"}"#.into()).expect("raw");
+        let ctx = InvokeContext {
+            execution_id: "e".into(),
+            function: "f".into(),
+            version: 1,
+            memory_mb: 128,
+            timeout_ms: 1000,
+            deadline_ms: 0,
+        };
+        let line = encode(&Request::Invoke { id: "e", event: &event, context: &ctx });
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        assert!(line.starts_with(br#"{"type":"invoke","id":"e","event":{"a":"x\ny"}"#));
+    }
+
+    #[test]
+    fn decodes_replies() {
+        let r = decode(br#"{"type":"result","id":"1","status":"success","output":[1,2],"logs":"hi\n","exec_ms":0.1}"#)
+            .expect("decodes");
+        match r {
+            Reply::Result(res) => {
+                assert_eq!(res.status, ResultStatus::Success);
+                assert_eq!(res.output.expect("output").get(), "[1,2]");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let r = decode(br#"{"type":"load_failed","error":{"type":"SyntaxError","message":"bad","line":3}}"#)
+            .expect("decodes");
+        assert!(matches!(r, Reply::LoadFailed { error, .. } if error.line == Some(3)));
+        assert!(decode(b"garbage").is_err());
+    }
+}

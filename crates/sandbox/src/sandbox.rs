@@ -1,0 +1,228 @@
+//! A started sandbox and the conversation with its bootstrap.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fnbox_core::ErrorInfo;
+use parking_lot::Mutex;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::backend::{LineReceiver, MemoryProbe, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
+use crate::protocol::{self, InvokeContext, InvokeResult, Reply, Request};
+
+/// A running sandbox whose bootstrap answers on its protocol channel. It is either
+/// generic (no code yet) or loaded with exactly one function version for life.
+pub struct Sandbox {
+    pub id: SandboxId,
+    pub key: SandboxKey,
+    input: Pin<Box<dyn AsyncWrite + Send>>,
+    lines: LineReceiver,
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
+    memory: Option<MemoryProbe>,
+    pub runtime_version: String,
+    pub started_at: Instant,
+    pub last_used: Instant,
+    pub invocations: u64,
+    loaded: bool,
+    /// Logs the module printed while loading; handed to the first invocation's record.
+    pending_logs: String,
+}
+
+/// How one invocation ended, from the sandbox's point of view.
+pub enum InvokeOutcome {
+    /// The bootstrap answered (success or a handler error).
+    Completed { result: InvokeResult, memory_bytes: Option<u64> },
+    /// No answer before the deadline: the sandbox must be destroyed.
+    TimedOut { memory_bytes: Option<u64> },
+    /// The channel closed or broke mid-invocation (crash, exit, OOM kill, garbage on the wire).
+    Died { reason: String, stderr: String, memory_bytes: Option<u64>, memory_limit_hit: bool },
+}
+
+enum RecvError {
+    Closed(String),
+    Timeout,
+}
+
+impl Sandbox {
+    /// Creates and starts a sandbox and waits for its bootstrap's `ready`. On failure
+    /// everything started is stopped again.
+    pub async fn launch(
+        backend: &dyn SandboxBackend,
+        spec: &SandboxSpec,
+        ready_timeout: Duration,
+    ) -> Result<Sandbox, SandboxError> {
+        let id = backend.create(spec).await?;
+        match Self::start(backend, spec, id.clone(), ready_timeout).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                if let Err(stop_err) = backend.stop(&id).await {
+                    tracing::warn!(sandbox = %id, %stop_err, "could not remove a sandbox that failed to start");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start(
+        backend: &dyn SandboxBackend,
+        spec: &SandboxSpec,
+        id: SandboxId,
+        ready_timeout: Duration,
+    ) -> Result<Sandbox, SandboxError> {
+        let channel = backend.start(&id).await?;
+        let now = Instant::now();
+        let mut sandbox = Sandbox {
+            memory: backend.memory_probe(&id),
+            id,
+            key: spec.key,
+            input: channel.input,
+            lines: channel.lines,
+            stderr_tail: channel.stderr_tail,
+            runtime_version: String::new(),
+            started_at: now,
+            last_used: now,
+            invocations: 0,
+            loaded: false,
+            pending_logs: String::new(),
+        };
+        match sandbox.recv(ready_timeout).await {
+            Ok(Reply::Ready { runtime_version, .. }) => {
+                sandbox.runtime_version = runtime_version;
+                Ok(sandbox)
+            }
+            Ok(other) => Err(SandboxError::Start(format!("expected `ready`, got {other:?}"))),
+            Err(RecvError::Timeout) => {
+                Err(SandboxError::Start(format!("no `ready` within {} ms", ready_timeout.as_millis())))
+            }
+            Err(RecvError::Closed(why)) => {
+                Err(SandboxError::Start(format!("{why}; stderr: {}", sandbox.stderr_excerpt())))
+            }
+        }
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    pub fn stderr_excerpt(&self) -> String {
+        let tail = self.stderr_tail.lock();
+        String::from_utf8_lossy(&tail).trim().to_owned()
+    }
+
+    async fn send(&mut self, req: &Request<'_>) -> Result<(), String> {
+        let line = protocol::encode(req);
+        self.input.write_all(&line).await.map_err(|e| format!("write to sandbox failed: {e}"))?;
+        self.input.flush().await.map_err(|e| format!("write to sandbox failed: {e}"))
+    }
+
+    async fn recv(&mut self, timeout: Duration) -> Result<Reply, RecvError> {
+        match tokio::time::timeout(timeout, self.lines.recv()).await {
+            Err(_) => Err(RecvError::Timeout),
+            Ok(None) => Err(RecvError::Closed("the sandbox closed its channel".into())),
+            Ok(Some(Err(e))) => Err(RecvError::Closed(e)),
+            Ok(Some(Ok(line))) => protocol::decode(&line).map_err(RecvError::Closed),
+        }
+    }
+
+    /// Compiles code without running it. `Ok(None)` means it compiles.
+    pub async fn check(&mut self, code: &str, timeout: Duration) -> Result<Option<ErrorInfo>, SandboxError> {
+        self.send(&Request::Check { code }).await.map_err(SandboxError::Protocol)?;
+        match self.recv(timeout).await {
+            Ok(Reply::Checked { ok: true, .. }) => Ok(None),
+            Ok(Reply::Checked { ok: false, error }) => {
+                Ok(Some(error.unwrap_or_else(|| ErrorInfo::new("SyntaxError", "the code does not compile"))))
+            }
+            Ok(other) => Err(SandboxError::Protocol(format!("expected `checked`, got {other:?}"))),
+            Err(RecvError::Timeout) => Err(SandboxError::Protocol("check timed out".into())),
+            Err(RecvError::Closed(why)) => Err(SandboxError::Protocol(why)),
+        }
+    }
+
+    /// Loads a function's code: the sandbox is specialised from now on. `Ok(Err(..))` is
+    /// the function's own failure (syntax error, exception at import, missing handler).
+    pub async fn load(
+        &mut self,
+        code: &str,
+        env: &BTreeMap<String, String>,
+        max_output_bytes: usize,
+        max_log_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Result<(), (ErrorInfo, String)>, SandboxError> {
+        self.loaded = true;
+        let req = Request::Load { code, handler: "handler", env, max_output_bytes, max_log_bytes };
+        self.send(&req).await.map_err(SandboxError::Protocol)?;
+        match self.recv(timeout).await {
+            Ok(Reply::Loaded { logs }) => {
+                self.pending_logs = logs;
+                Ok(Ok(()))
+            }
+            Ok(Reply::LoadFailed { error, logs }) => Ok(Err((error, logs))),
+            Ok(other) => Err(SandboxError::Protocol(format!("expected `loaded`, got {other:?}"))),
+            Err(RecvError::Timeout) => Ok(Err((
+                ErrorInfo::new("Timeout", format!("loading the code took longer than {} ms", timeout.as_millis())),
+                String::new(),
+            ))),
+            Err(RecvError::Closed(why)) => Ok(Err((
+                ErrorInfo::new("SandboxExited", format!("the sandbox died while loading the code: {why}")),
+                self.stderr_excerpt(),
+            ))),
+        }
+    }
+
+    /// Runs one invocation. Peak memory covers exactly this call.
+    pub async fn invoke(
+        &mut self,
+        id: &str,
+        event: &RawValue,
+        context: &InvokeContext,
+        timeout: Duration,
+    ) -> InvokeOutcome {
+        self.invocations += 1;
+        if let Some(p) = &self.memory {
+            p.reset_peak();
+        }
+        let sent = self.send(&Request::Invoke { id, event, context }).await;
+        let reply = match sent {
+            Ok(()) => self.recv(timeout).await,
+            Err(e) => Err(RecvError::Closed(e)),
+        };
+        let memory_bytes = self.memory.as_ref().and_then(MemoryProbe::peak);
+        self.last_used = Instant::now();
+        match reply {
+            Ok(Reply::Result(mut result)) if result.id == id => {
+                if !self.pending_logs.is_empty() {
+                    result.logs = std::mem::take(&mut self.pending_logs) + &result.logs;
+                }
+                InvokeOutcome::Completed { result, memory_bytes }
+            }
+            Ok(other) => InvokeOutcome::Died {
+                reason: format!("unexpected message from the sandbox: {other:?}"),
+                stderr: self.stderr_excerpt(),
+                memory_bytes,
+                memory_limit_hit: false,
+            },
+            Err(RecvError::Timeout) => InvokeOutcome::TimedOut { memory_bytes },
+            Err(RecvError::Closed(reason)) => {
+                // Give the reader a moment to collect the last stderr bytes of a dying process.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                InvokeOutcome::Died {
+                    reason,
+                    stderr: self.stderr_excerpt(),
+                    memory_bytes,
+                    memory_limit_hit: self.memory.as_ref().is_some_and(MemoryProbe::hit_limit),
+                }
+            }
+        }
+    }
+}
+
+impl Sandbox {
+    /// False once the sandbox's channel has closed (it exited, or the daemon went away), or
+    /// when it wrote something nobody asked for: either way it cannot be trusted with a call.
+    pub fn is_alive(&self) -> bool {
+        !self.lines.is_closed() && self.lines.is_empty()
+    }
+}

@@ -1,0 +1,505 @@
+//! SQLite store: one writer thread that commits execution records in batches (WAL),
+//! and a small pool of reader connections used from `spawn_blocking`.
+//!
+//! Hand-written over rusqlite rather than sqlx: the single-writer batching is the whole
+//! point here, and it is simplest with a plain connection owned by one thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Function, Store, StoreError};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// How hard SQLite pushes a commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// WAL + synchronous=NORMAL: a commit survives a crash of fnbox (kill -9); an OS crash
+    /// or power cut may lose the last commits. The default, as in most embedded setups.
+    #[default]
+    Normal,
+    /// synchronous=FULL: every commit is fsynced before it is acknowledged.
+    Full,
+}
+
+/// Most records one write transaction carries; enough to amortise a commit under load
+/// without holding callers back.
+const MAX_BATCH: usize = 512;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum WriteCmd {
+    Record(Box<Execution>, oneshot::Sender<Result<(), StoreError>>),
+    Job(Job),
+}
+
+pub struct SqliteStore {
+    writer: std_mpsc::Sender<WriteCmd>,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+        let conn = match self.idle.lock().pop() {
+            Some(c) => c,
+            None => open_reader(&self.path).map_err(backend)?,
+        };
+        let out = f(&conn).map_err(backend);
+        let mut idle = self.idle.lock();
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `fnbox.db` in `data_dir` and applies pending migrations.
+    pub fn open(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", data_dir.display())))?;
+        let path = data_dir.join("fnbox.db");
+        let mut conn = Connection::open(&path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        let applied = crate::migrate::run(&mut conn).map_err(backend)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, path = %path.display(), "applied schema migrations");
+        }
+        let (tx, rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("fnbox-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore { writer: tx, readers: Arc::new(ReaderPool { path, idle: Mutex::new(Vec::new()) }) })
+    }
+
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.writer.send(WriteCmd::Job(job)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend("the store writer has stopped".into())
+}
+
+fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<WriteCmd>) {
+    let mut batch: Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                WriteCmd::Record(e, ack) => batch.push((e, ack)),
+                WriteCmd::Job(job) => {
+                    flush(&mut conn, &mut batch);
+                    job(&mut conn);
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        flush(&mut conn, &mut batch);
+    }
+    flush(&mut conn, &mut batch);
+}
+
+/// Commits every pending record in one transaction, then acknowledges each. If the batch
+/// fails as a whole, each record is retried alone so one bad record cannot sink the others.
+fn flush(conn: &mut Connection, batch: &mut Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let result = (|| {
+        let tx = conn.transaction()?;
+        for (e, _) in batch.iter() {
+            insert_execution(&tx, e)?;
+        }
+        tx.commit()
+    })();
+    match result {
+        Ok(()) => {
+            for (_, ack) in batch.drain(..) {
+                let _ = ack.send(Ok(()));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(%err, size = batch.len(), "batched commit failed; retrying records one by one");
+            for (e, ack) in batch.drain(..) {
+                let _ = ack.send(insert_execution(conn, &e).map(|_| ()).map_err(backend));
+            }
+        }
+    }
+}
+
+fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO executions (id, function_name, version, runtime, language, input, output,
+            output_truncated, status, error_type, error, logs, started_at, started_ms, duration_ms,
+            exec_ms, memory_bytes, cold_start)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    stmt.execute(params![
+        e.id.to_string(),
+        e.function,
+        e.version,
+        e.runtime.as_str(),
+        e.language.as_str(),
+        e.input,
+        e.output.as_ref().map(|v| v.to_string()),
+        e.output_truncated,
+        e.status.as_str(),
+        e.error.as_ref().map(|x| x.kind.clone()),
+        e.error.as_ref().and_then(|x| serde_json::to_string(x).ok()),
+        e.logs,
+        e.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        e.started_at.timestamp_millis(),
+        e.duration_ms,
+        e.exec_ms,
+        e.memory_bytes.map(|m| m as i64),
+        e.cold_start,
+    ])
+}
+
+const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
+     concurrency, env, sample_input, version, created_at, updated_at";
+
+fn parse_err(col: usize, msg: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into().into())
+}
+
+fn parse_time(col: usize, s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| parse_err(col, e.to_string()))
+}
+
+fn row_to_function(r: &Row<'_>) -> rusqlite::Result<Function> {
+    let id: String = r.get(0)?;
+    let env: String = r.get(9)?;
+    let sample: Option<String> = r.get(10)?;
+    Ok(Function {
+        id: Uuid::parse_str(&id).map_err(|e| parse_err(0, e.to_string()))?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        language: r.get::<_, String>(3)?.parse().map_err(|e: String| parse_err(3, e))?,
+        runtime: r.get::<_, String>(4)?.parse().map_err(|e: String| parse_err(4, e))?,
+        code: r.get(5)?,
+        timeout_ms: r.get(6)?,
+        memory_mb: r.get(7)?,
+        concurrency: r.get(8)?,
+        env: serde_json::from_str(&env).map_err(|e| parse_err(9, e.to_string()))?,
+        sample_input: sample.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| parse_err(10, e.to_string()))?,
+        version: r.get(11)?,
+        created_at: parse_time(12, &r.get::<_, String>(12)?)?,
+        updated_at: parse_time(13, &r.get::<_, String>(13)?)?,
+    })
+}
+
+const EXECUTION_COLUMNS: &str = "id, function_name, version, runtime, language, input, output, output_truncated, \
+     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start";
+
+fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
+    let id: String = r.get(0)?;
+    let output: Option<String> = r.get(6)?;
+    let error: Option<String> = r.get(9)?;
+    Ok(Execution {
+        id: Uuid::parse_str(&id).map_err(|e| parse_err(0, e.to_string()))?,
+        function: r.get(1)?,
+        version: r.get(2)?,
+        runtime: r.get::<_, String>(3)?.parse().map_err(|e: String| parse_err(3, e))?,
+        language: r.get::<_, String>(4)?.parse().map_err(|e: String| parse_err(4, e))?,
+        input: r.get(5)?,
+        output: output.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| parse_err(6, e.to_string()))?,
+        output_truncated: r.get(7)?,
+        status: r.get::<_, String>(8)?.parse().map_err(|e: String| parse_err(8, e))?,
+        error: error
+            .map(|s| serde_json::from_str::<ErrorInfo>(&s))
+            .transpose()
+            .map_err(|e| parse_err(9, e.to_string()))?,
+        logs: r.get(10)?,
+        started_at: parse_time(11, &r.get::<_, String>(11)?)?,
+        duration_ms: r.get(12)?,
+        exec_ms: r.get(13)?,
+        memory_bytes: r.get::<_, Option<i64>>(14)?.map(|m| m.max(0) as u64),
+        cold_start: r.get(15)?,
+    })
+}
+
+fn function_params(f: &Function) -> Result<[Box<dyn rusqlite::ToSql + Send>; 14], StoreError> {
+    let env = serde_json::to_string(&f.env).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let sample = f.sample_input.as_ref().map(|v| v.to_string());
+    Ok([
+        Box::new(f.id.to_string()),
+        Box::new(f.name.clone()),
+        Box::new(f.description.clone()),
+        Box::new(f.language.as_str()),
+        Box::new(f.runtime.as_str()),
+        Box::new(f.code.clone()),
+        Box::new(f.timeout_ms),
+        Box::new(f.memory_mb),
+        Box::new(f.concurrency),
+        Box::new(env),
+        Box::new(sample),
+        Box::new(f.version),
+        Box::new(f.created_at.to_rfc3339()),
+        Box::new(f.updated_at.to_rfc3339()),
+    ])
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
+        let p = function_params(f)?;
+        let name = f.name.clone();
+        self.write(move |conn| {
+            let sql = format!("INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
+            let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
+            match conn.execute(&sql, refs.as_slice()) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(StoreError::Conflict(name))
+                }
+                Err(e) => Err(backend(e)),
+            }
+        })
+        .await
+    }
+
+    async fn update_function(&self, f: &Function) -> Result<(), StoreError> {
+        let p = function_params(f)?;
+        let name = f.name.clone();
+        self.write(move |conn| {
+            let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
+            let n = conn
+                .execute(
+                    "UPDATE functions SET id=?1, description=?3, language=?4, runtime=?5, code=?6, timeout_ms=?7,
+                        memory_mb=?8, concurrency=?9, env=?10, sample_input=?11, version=?12, created_at=?13,
+                        updated_at=?14 WHERE name=?2",
+                    refs.as_slice(),
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                Err(StoreError::NotFound(name))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn delete_function(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM functions WHERE name = ?1", [name]).map(|n| n > 0).map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_function(&self, name: &str) -> Result<Option<Function>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            conn.query_row(&format!("SELECT {FUNCTION_COLUMNS} FROM functions WHERE name = ?1"), [name], row_to_function)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_functions(&self) -> Result<Vec<Function>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("SELECT {FUNCTION_COLUMNS} FROM functions ORDER BY name"))?;
+            let rows = stmt.query_map([], row_to_function)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn record_execution(&self, e: Execution) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(WriteCmd::Record(Box::new(e), tx)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"),
+                [id.to_string()],
+                row_to_execution,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE 1=1");
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            if let Some(f) = filter.function {
+                args.push(Box::new(f));
+                sql.push_str(&format!(" AND function_name = ?{}", args.len()));
+            }
+            if let Some(s) = filter.status {
+                args.push(Box::new(s.as_str()));
+                sql.push_str(&format!(" AND status = ?{}", args.len()));
+            }
+            if let Some(r) = filter.runtime {
+                args.push(Box::new(r.as_str()));
+                sql.push_str(&format!(" AND runtime = ?{}", args.len()));
+            }
+            if let Some(since) = filter.since {
+                args.push(Box::new(since.timestamp_millis()));
+                sql.push_str(&format!(" AND started_ms >= ?{}", args.len()));
+            }
+            if let Some(before) = filter.before {
+                args.push(Box::new(before.to_string()));
+                sql.push_str(&format!(" AND id < ?{}", args.len()));
+            }
+            args.push(Box::new(i64::from(filter.limit.max(1))));
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let rows = stmt.query_map(refs.as_slice(), row_to_execution)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnbox_core::{ExecutionStatus, FunctionSpec, Language, Limits, Runtime};
+
+    fn function(name: &str) -> Function {
+        let spec: FunctionSpec = serde_json::from_value(serde_json::json!({
+            "name": name, "language": "python", "code": "def handler(e): return e",
+            "env": {"A": "1"}, "sample_input": {"n": 1}
+        }))
+        .expect("spec");
+        Function::from_spec(spec, &Limits::default(), Utc::now())
+    }
+
+    fn execution(function: &str, status: ExecutionStatus) -> Execution {
+        Execution {
+            id: Uuid::now_v7(),
+            function: function.into(),
+            version: 1,
+            runtime: Runtime::Gvisor,
+            language: Language::Python,
+            input: "{}".into(),
+            output: Some(serde_json::json!([1, "two"])),
+            output_truncated: false,
+            status,
+            error: (status != ExecutionStatus::Success).then(|| ErrorInfo::new("ValueError", "bad")),
+            logs: "line\n".into(),
+            started_at: Utc::now(),
+            duration_ms: 1.5,
+            exec_ms: Some(0.5),
+            memory_bytes: Some(1 << 20),
+            cold_start: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn functions_round_trip_and_conflict() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("open");
+        let mut f = function("a");
+        store.insert_function(&f).await.expect("insert");
+        assert!(matches!(store.insert_function(&f).await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.get_function("a").await.expect("get"), Some(f.clone()));
+        f.version = 2;
+        f.code = "x".into();
+        store.update_function(&f).await.expect("update");
+        assert_eq!(store.get_function("a").await.expect("get").map(|f| f.version), Some(2));
+        assert_eq!(store.list_functions().await.expect("list").len(), 1);
+        assert!(store.delete_function("a").await.expect("delete"));
+        assert!(!store.delete_function("a").await.expect("delete"));
+        assert!(matches!(store.update_function(&f).await, Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn executions_survive_reopen_and_filter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids = {
+            let store = Arc::new(SqliteStore::open(dir.path(), SyncMode::Normal).expect("open"));
+            let mut handles = Vec::new();
+            for i in 0..200 {
+                let store = store.clone();
+                let status = if i % 4 == 0 { ExecutionStatus::Error } else { ExecutionStatus::Success };
+                let e = execution(if i % 2 == 0 { "even" } else { "odd" }, status);
+                handles.push(tokio::spawn(async move {
+                    let id = e.id;
+                    store.record_execution(e).await.map(|_| id)
+                }));
+            }
+            let mut ids = Vec::new();
+            for h in handles {
+                ids.push(h.await.expect("join").expect("recorded"));
+            }
+            ids
+        };
+        let store = SqliteStore::open(dir.path(), SyncMode::Full).expect("reopen");
+        let all = store.list_executions(&ExecutionFilter { limit: 1000, ..Default::default() }).await.expect("list");
+        assert_eq!(all.len(), ids.len());
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        let errors = store
+            .list_executions(&ExecutionFilter {
+                function: Some("even".into()),
+                status: Some(ExecutionStatus::Error),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(errors.len(), 50);
+        let one = store.get_execution(ids[7]).await.expect("get").expect("present");
+        assert_eq!(one.output, Some(serde_json::json!([1, "two"])));
+        assert_eq!(one.memory_bytes, Some(1 << 20));
+    }
+}

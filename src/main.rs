@@ -1,0 +1,170 @@
+//! `fnbox`: the server (`fnbox serve`) and its command-line client, in one binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use fnbox_core::{Language, Limits, Runtime};
+use fnbox_engine::{Engine, EngineConfig};
+use fnbox_sandbox::docker::instance_id;
+use fnbox_sandbox::{DockerBackend, DockerConfig, PoolConfig, Pools, SandboxBackend, SandboxKey};
+use fnbox_store::{SqliteStore, SyncMode};
+
+#[derive(Parser)]
+#[command(name = "fnbox", version, about = "Serverless functions in Docker and gVisor sandboxes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+    #[command(flatten)]
+    client: fnbox_cli::ClientOpts,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run the fnbox server (API and web UI).
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(fnbox_cli::Command),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FNBOX_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Where the SQLite database lives (created on first start).
+    #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Seconds an idle warm sandbox is kept.
+    #[arg(long, default_value_t = 600)]
+    keep_alive_secs: u64,
+    /// Pre-started generic sandboxes per (language, runtime, memory) in use; 0 disables.
+    #[arg(long, default_value_t = 1)]
+    prewarm: usize,
+    /// Invocations that may wait per function when it is at its concurrency limit.
+    #[arg(long, default_value_t = 256)]
+    max_queue: usize,
+    /// fsync every commit (`full`) or rely on WAL for crash safety (`normal`).
+    #[arg(long, default_value = "normal", value_parser = ["normal", "full"])]
+    sync: String,
+    /// Docker image for Python sandboxes.
+    #[arg(long, default_value = "fnbox-python:latest")]
+    python_image: String,
+    /// Docker image for JavaScript sandboxes.
+    #[arg(long, default_value = "fnbox-node:latest")]
+    node_image: String,
+    /// Skip the create-time syntax check.
+    #[arg(long)]
+    no_syntax_check: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Top::Serve(args) => rt.block_on(serve(args)),
+        Top::Client(cmd) => {
+            let code = match rt.block_on(fnbox_cli::run(cli.client, cmd)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,bollard=warn".into()),
+        )
+        .init();
+    let store = SqliteStore::open(&args.data_dir, if args.sync == "full" { SyncMode::Full } else { SyncMode::Normal })
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    tracing::info!(data_dir = %args.data_dir.display(), "store ready");
+
+    let limits = Limits::default();
+    let docker = DockerBackend::connect(DockerConfig {
+        python_image: args.python_image,
+        node_image: args.node_image,
+        instance: instance_id(&args.data_dir),
+        ..DockerConfig::default()
+    })
+    .await?;
+    let backend: Arc<dyn SandboxBackend> = Arc::new(docker);
+    match backend.remove_all().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed sandboxes left by a previous run"),
+        Err(e) => tracing::warn!(error = %e, "could not clean up old sandboxes"),
+    }
+    let health = backend.health().await;
+    for (runtime, why) in &health.runtimes {
+        match why {
+            None => tracing::info!(%runtime, "runtime available"),
+            Some(reason) => tracing::warn!(%runtime, %reason, "runtime unavailable"),
+        }
+    }
+    let pools = Pools::new(
+        backend,
+        PoolConfig {
+            keep_alive: Duration::from_secs(args.keep_alive_secs),
+            prewarm_per_key: args.prewarm,
+            max_queue_per_function: args.max_queue,
+            max_output_bytes: limits.max_output_bytes,
+            max_log_bytes: limits.max_log_bytes,
+            check_memory_mb: limits.default_memory_mb,
+            ..PoolConfig::default()
+        },
+    );
+    if args.prewarm > 0 {
+        let keys: Vec<SandboxKey> = Runtime::ALL
+            .into_iter()
+            .filter(|r| health.available(*r).is_ok())
+            .flat_map(|runtime| {
+                Language::ALL.into_iter().map(move |language| SandboxKey { language, runtime, memory_mb: limits.default_memory_mb })
+            })
+            .collect();
+        pools.prewarm(&keys, args.prewarm);
+    }
+    pools.spawn_maintenance(Duration::from_secs(5));
+    let engine = Engine::new(
+        Arc::new(store),
+        pools.clone(),
+        EngineConfig { limits, check_syntax: !args.no_syntax_check },
+    )
+    .await?;
+
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+    tracing::info!("fnbox listening on http://{}", listener.local_addr()?);
+    fnbox_api::serve(listener, engine, shutdown_signal()).await?;
+    tracing::info!("shutting down: removing sandboxes");
+    match pools.shutdown().await {
+        Ok(n) => tracing::info!(removed = n, "sandboxes removed"),
+        Err(e) => tracing::warn!(error = %e, "could not remove all sandboxes"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
