@@ -1,0 +1,160 @@
+//! A real fnbox server for integration tests: the built binary, its own data dir and port,
+//! talking to the real dockerd. Stopped (SIGTERM, so it removes its sandboxes) on drop.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, extra).await
+    }
+
+    /// Starts a server on an existing data dir (to test restarts).
+    pub async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> TestServer {
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_fnbox"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", "info,fnbox_sandbox=debug")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn fnbox serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(pos) = text.find("listening on http://") {
+                let rest = &text[pos + "listening on ".len()..];
+                let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                // Strip ANSI colour codes that the log formatter may add.
+                break url.split('\u{1b}').next().unwrap_or(&url).to_string();
+            }
+            assert!(Instant::now() < deadline, "fnbox did not start within 30 s:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
+        TestServer { child: Some(child), url, dir, http }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<String>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.url, path));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(body.to_string())).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::PUT, path, Some(body.to_string())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Fails the test, saying what is missing, unless both runc and runsc can run sandboxes.
+    pub async fn require_runtimes(&self) {
+        let (status, h) = self.get("/healthz").await;
+        for rt in ["docker", "gvisor"] {
+            assert_eq!(
+                h["runtimes"][rt]["available"],
+                json!(true),
+                "runtime {rt} is not available ({status}): {h}. `make test` runs `make setup`, which installs and starts what is missing."
+            );
+        }
+    }
+
+    pub async fn create(&self, name: &str, language: &str, runtime: &str, code: &str, extra: Value) -> Value {
+        let mut body = json!({"name": name, "language": language, "runtime": runtime, "code": code});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let (status, f) = self.post("/api/v1/functions", &body).await;
+        assert_eq!(status, 201, "create {name}: {f}");
+        f
+    }
+
+    pub async fn invoke(&self, name: &str, input: &Value) -> Value {
+        let (status, r) = self.post(&format!("/api/v1/functions/{name}/invoke"), input).await;
+        assert_eq!(status, 200, "invoke {name}: {r}\n--- server log tail ---\n{}", tail(&self.log(), 40));
+        r
+    }
+
+    pub async fn templates(&self) -> Vec<Value> {
+        let (status, t) = self.get("/api/v1/templates").await;
+        assert_eq!(status, 200);
+        t.as_array().cloned().unwrap_or_default()
+    }
+
+    /// SIGTERM and wait: the server removes its sandboxes on the way out.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// kill -9, as a crash would.
+    pub fn crash(&mut self) -> tempfile::TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}

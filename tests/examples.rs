@@ -1,0 +1,54 @@
+//! The contract from the original description: every example, in both languages, on both
+//! sandboxes, gives exactly the documented output — cold and then warm.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+fn contract() -> Vec<(&'static str, Value, Value)> {
+    vec![
+        ("hello", json!({"name": "Bob"}), json!("Hello, Bob!")),
+        ("calculator", json!({"operation": "add", "num1": 10, "num2": 5}), json!(15)),
+        ("fibonacci", json!({"n": 10}), json!(55)),
+        ("strings", json!({"text": "Hello World", "operation": "uppercase"}), json!("HELLO WORLD")),
+        ("json", json!({"data": {"name": "John", "age": 30}, "operation": "keys"}), json!(["name", "age"])),
+        ("arrays", json!({"array": [1, 5, 3, 9, 2], "operation": "sum"}), json!(20)),
+        ("dates", json!({"date": "2023-01-15T12:30:45Z", "format": "iso"}), json!("2023-01-15T12:30:45Z")),
+    ]
+}
+
+async fn run_examples(runtime: &str) {
+    let server = TestServer::start(&[]).await;
+    server.require_runtimes().await;
+    let templates = server.templates().await;
+    for language in ["python", "javascript"] {
+        for (slug, input, expected) in contract() {
+            let t = templates
+                .iter()
+                .find(|t| t["slug"] == json!(slug) && t["language"] == json!(language))
+                .unwrap_or_else(|| panic!("template {slug}/{language} missing"));
+            let name = format!("{slug}-{}-{runtime}", &language[..2]);
+            let code = t["code"].as_str().expect("code");
+            server.create(&name, language, runtime, code, json!({"sample_input": t["sample_input"]})).await;
+            for round in ["cold", "warm"] {
+                let r = server.invoke(&name, &input).await;
+                assert_eq!(r["status"], json!("success"), "{name} ({round}): {r}");
+                assert_eq!(r["output"], expected, "{name} ({round}): {r}");
+                assert_eq!(r["cold_start"], json!(round == "cold"), "{name} ({round}): {r}");
+                assert_eq!(r["runtime"], json!(runtime));
+                assert!(r["memory_bytes"].as_u64().unwrap_or(0) > 0, "{name}: memory measured: {r}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_on_docker() {
+    run_examples("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_on_gvisor() {
+    run_examples("gvisor").await;
+}
