@@ -83,8 +83,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn,bollard=warn".into()),
+                .unwrap_or_else(|_| "info,tower_http=off,bollard=warn".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let store = SqliteStore::open(&args.data_dir, if args.sync == "full" { SyncMode::Full } else { SyncMode::Normal })
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;

@@ -1,5 +1,11 @@
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
 use fnbox_core::{Execution, ExecutionFilter};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -52,4 +58,19 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::new(axum::http::StatusCode::NOT_FOUND, "execution_not_found", format!("execution `{id}` not found")))?;
     Ok(Json(state.engine.execution(id).await?))
+}
+
+/// Server-sent events: one `execution` event per recorded execution, as it is recorded.
+/// A client too slow to keep up gets a `lagged` event with the number it missed.
+pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.engine.subscribe();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(e) => Event::default().event("execution").json_data(&*e).unwrap_or_else(|_| Event::default().comment("unserializable")),
+            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

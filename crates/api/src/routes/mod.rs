@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/functions/{name}", get(functions::get).put(functions::update).delete(functions::delete))
         .route("/api/v1/functions/{name}/invoke", post(functions::invoke))
         .route("/api/v1/executions", get(executions::list))
+        .route("/api/v1/executions/stream", get(executions::stream))
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/templates", get(templates::list))
         .fallback(|| async { crate::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
