@@ -38,33 +38,56 @@ pub struct InvokeContext {
     pub deadline_ms: i64,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A message from the bootstrap. Decoded in two steps (the `type` first, then the body),
+/// because serde's internally tagged enums cannot carry a borrowed/raw JSON value.
+#[derive(Debug)]
 pub enum Reply {
-    Ready {
-        #[serde(default)]
-        language: String,
-        #[serde(default)]
-        runtime_version: String,
-    },
-    Checked {
-        ok: bool,
-        #[serde(default)]
-        error: Option<ErrorInfo>,
-    },
-    Loaded {
-        #[serde(default)]
-        logs: String,
-    },
-    LoadFailed {
-        error: ErrorInfo,
-        #[serde(default)]
-        logs: String,
-    },
+    Ready { language: String, runtime_version: String },
+    Checked { ok: bool, error: Option<ErrorInfo> },
+    Loaded { logs: String },
+    LoadFailed { error: ErrorInfo, logs: String },
     Result(InvokeResult),
-    ProtocolError {
-        message: String,
-    },
+    ProtocolError { message: String },
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct ReadyMsg {
+    #[serde(default)]
+    language: String,
+    #[serde(default)]
+    runtime_version: String,
+}
+
+#[derive(Deserialize)]
+struct CheckedMsg {
+    ok: bool,
+    #[serde(default)]
+    error: Option<ErrorInfo>,
+}
+
+#[derive(Deserialize)]
+struct LoadedMsg {
+    #[serde(default)]
+    logs: String,
+}
+
+#[derive(Deserialize)]
+struct LoadFailedMsg {
+    error: ErrorInfo,
+    #[serde(default)]
+    logs: String,
+}
+
+#[derive(Deserialize)]
+struct ProtocolErrorMsg {
+    #[serde(default)]
+    message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,9 +120,30 @@ pub fn encode(req: &Request<'_>) -> Vec<u8> {
 }
 
 pub fn decode(line: &[u8]) -> Result<Reply, String> {
-    serde_json::from_slice(line).map_err(|e| {
+    let unreadable = |e: serde_json::Error| {
         let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
         format!("unreadable message from bootstrap ({e}): {shown}")
+    };
+    let env: Envelope<'_> = serde_json::from_slice(line).map_err(unreadable)?;
+    Ok(match env.kind.as_ref() {
+        "result" => Reply::Result(serde_json::from_slice(line).map_err(unreadable)?),
+        "ready" => {
+            let m: ReadyMsg = serde_json::from_slice(line).map_err(unreadable)?;
+            Reply::Ready { language: m.language, runtime_version: m.runtime_version }
+        }
+        "checked" => {
+            let m: CheckedMsg = serde_json::from_slice(line).map_err(unreadable)?;
+            Reply::Checked { ok: m.ok, error: m.error }
+        }
+        "loaded" => Reply::Loaded { logs: serde_json::from_slice::<LoadedMsg>(line).map_err(unreadable)?.logs },
+        "load_failed" => {
+            let m: LoadFailedMsg = serde_json::from_slice(line).map_err(unreadable)?;
+            Reply::LoadFailed { error: m.error, logs: m.logs }
+        }
+        "protocol_error" => Reply::ProtocolError {
+            message: serde_json::from_slice::<ProtocolErrorMsg>(line).map_err(unreadable)?.message,
+        },
+        other => return Err(format!("unknown message type `{other}` from bootstrap")),
     })
 }
 
