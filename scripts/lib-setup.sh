@@ -1,0 +1,422 @@
+# shellcheck shell=bash
+# Helpers and steps for scripts/setup.sh (sourced; expects ROOT to be set and `set -euo pipefail`).
+
+DAEMON_JSON=${FNBOX_DAEMON_JSON:-/etc/docker/daemon.json}
+DOCKERD_LOG=/var/log/fnbox-dockerd.log
+DOCKERD_PIDFILE=/run/fnbox-dockerd.pid
+BASE_IMAGE=fnbox-base:bookworm
+SMOKE_RUNTIMES=${FNBOX_SMOKE_RUNTIMES:-runc runsc}
+RUNTIME_ARG=--network=none
+
+say() { printf '[setup] %s\n' "$*"; }
+die() {
+    printf '[setup] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+now_s() { date +%s.%N; }
+elapsed_since() { awk -v a="$1" -v b="$(now_s)" 'BEGIN{printf "%.1f", b-a}'; }
+
+# The docker client: Debian's /usr/bin/docker when present, otherwise whatever is on PATH.
+docker_bin() {
+    if [[ -x /usr/bin/docker ]]; then
+        echo /usr/bin/docker
+    else
+        command -v docker || true
+    fi
+}
+docker() {
+    local bin
+    bin=$(docker_bin)
+    [[ -n $bin ]] || die "no docker client found"
+    "$bin" "$@"
+}
+
+pkg_installed() {
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 1. apt packages
+step_apt_packages() {
+    local missing=() pkg cmd
+    # package:command — a package counts as present when dpkg has it or its command exists
+    # (e.g. docker-ce instead of docker.io, or runsc installed from gVisor's own release).
+    for pair in docker.io:dockerd runsc:runsc mmdebstrap:mmdebstrap jq:jq; do
+        pkg=${pair%%:*} cmd=${pair#*:}
+        if [[ $pkg == mmdebstrap && ${FNBOX_PULL_BASE:-0} == 1 ]]; then
+            continue
+        fi
+        if ! pkg_installed "$pkg" && ! have_cmd "$cmd"; then
+            missing+=("$pkg")
+        fi
+    done
+    if [[ -z $(docker_bin) ]] && [[ ! " ${missing[*]} " == *" docker.io "* ]]; then
+        missing+=(docker.io)
+    fi
+    if [[ ${FNBOX_PULL_BASE:-0} != 1 && ! -e /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
+        missing+=(debian-archive-keyring)
+    fi
+    if ((${#missing[@]} == 0)); then
+        say "apt packages: already installed (docker.io runsc mmdebstrap jq)"
+        return
+    fi
+    say "apt packages: installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 2. runsc in /etc/docker/daemon.json (merged)
+RUNSC_PATH=
+step_daemon_json() {
+    RUNSC_PATH=$(command -v runsc) || die "runsc not found after install"
+    local cur new
+    if [[ -s $DAEMON_JSON ]]; then
+        cur=$(cat "$DAEMON_JSON")
+        jq -e 'type == "object"' >/dev/null 2>&1 <<<"$cur" || die "$DAEMON_JSON is not a JSON object; fix it by hand"
+    else
+        cur='{}'
+    fi
+    # Keep every other setting, and any extra runsc args except a conflicting --network=...
+    new=$(jq -S --arg p "$RUNSC_PATH" --arg a "$RUNTIME_ARG" '
+        .runtimes = (.runtimes // {})
+        | .runtimes.runsc = ((.runtimes.runsc // {})
+            | .path = $p
+            | .runtimeArgs = ([(.runtimeArgs // [])[] | select(startswith("--network=") | not)] + [$a]))
+    ' <<<"$cur")
+    if [[ $(jq -S . <<<"$cur") == "$new" ]]; then
+        say "daemon.json: runsc already registered ($RUNSC_PATH $RUNTIME_ARG)"
+        return
+    fi
+    mkdir -p "$(dirname "$DAEMON_JSON")"
+    local tmp="$DAEMON_JSON.fnbox.tmp"
+    printf '%s\n' "$new" >"$tmp"
+    mv -f "$tmp" "$DAEMON_JSON"
+    say "daemon.json: registered runsc ($RUNSC_PATH $RUNTIME_ARG) in $DAEMON_JSON"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 3. docker daemon
+docker_answers() { timeout 15 "$(docker_bin)" info >/dev/null 2>&1; }
+
+# runsc as the running daemon knows it, normalised like the file.
+daemon_runsc() {
+    timeout 15 "$(docker_bin)" info --format '{{json .Runtimes}}' 2>/dev/null |
+        jq -cS '.runsc // {} | {path: .path, runtimeArgs: (.runtimeArgs // [])}' 2>/dev/null || true
+}
+file_runsc() {
+    jq -cS '.runtimes.runsc // {} | {path: .path, runtimeArgs: (.runtimeArgs // [])}' "$DAEMON_JSON"
+}
+
+our_dockerd_pid() {
+    local pid
+    pid=$(cat "$DOCKERD_PIDFILE" 2>/dev/null) || return 1
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+    echo "$pid"
+}
+
+systemd_docker() {
+    [[ -d /run/systemd/system ]] && have_cmd systemctl && systemctl cat docker.service >/dev/null 2>&1
+}
+
+wait_docker() { # $1 = seconds, $2 = pid to watch (optional)
+    local deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        docker_answers && return 0
+        if [[ -n ${2:-} ]] && ! kill -0 "$2" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.3
+    done
+    return 1
+}
+
+start_detached_dockerd() {
+    have_cmd dockerd || die "dockerd not found"
+    mkdir -p "$(dirname "$DOCKERD_LOG")" "$(dirname "$DOCKERD_PIDFILE")"
+    printf '\n==== %s fnbox setup starting dockerd\n' "$(date -Is)" >>"$DOCKERD_LOG"
+    # setsid: own session, so it survives this shell; stdio detached from the caller.
+    setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    local pid=$!
+    echo "$pid" >"$DOCKERD_PIDFILE"
+    if ! wait_docker 30 "$pid"; then
+        tail -n 30 "$DOCKERD_LOG" >&2 || true
+        die "dockerd did not answer within 30 s (log: $DOCKERD_LOG)"
+    fi
+    # dockerd's own pidfile holds the real pid (in case setsid had to fork).
+    if [[ -s /var/run/docker.pid ]]; then
+        cp /var/run/docker.pid "$DOCKERD_PIDFILE"
+    fi
+}
+
+stop_our_dockerd() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    die "dockerd (pid $pid) did not stop within 20 s"
+}
+
+step_dockerd() {
+    local pid
+    if docker_answers; then
+        if [[ $(daemon_runsc) == "$(file_runsc)" ]]; then
+            say "docker daemon: already running, runsc registered"
+            return
+        fi
+        # The daemon predates the daemon.json change. SIGHUP does reload "runtimes" on some versions,
+        # but not reliably, so restart when we are allowed to.
+        if systemd_docker && systemctl is-active --quiet docker; then
+            say "docker daemon: restarting docker.service to load runsc"
+            systemctl restart docker
+            wait_docker 30 || die "docker.service did not come back within 30 s"
+        elif pid=$(our_dockerd_pid); then
+            say "docker daemon: restarting our dockerd (pid $pid) to load runsc"
+            stop_our_dockerd "$pid"
+            start_detached_dockerd
+        else
+            say "docker daemon: not started by us; sending SIGHUP to reload runsc"
+            pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+            [[ -n $pid ]] && kill -HUP "$pid" 2>/dev/null || true
+            sleep 1
+        fi
+    else
+        if systemd_docker; then
+            say "docker daemon: starting docker.service"
+            systemctl start docker
+            wait_docker 30 || die "docker.service did not answer within 30 s"
+        elif pid=$(our_dockerd_pid); then
+            say "docker daemon: our dockerd (pid $pid) is not answering yet, waiting"
+            wait_docker 30 "$pid" || die "dockerd (pid $pid) did not answer within 30 s (log: $DOCKERD_LOG)"
+        else
+            say "docker daemon: starting dockerd (log $DOCKERD_LOG, pid file $DOCKERD_PIDFILE)"
+            start_detached_dockerd
+        fi
+    fi
+    [[ $(daemon_runsc) == "$(file_runsc)" ]] ||
+        die "the running docker daemon does not have the runsc runtime from $DAEMON_JSON; restart it by hand"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 4. base image
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# mmdebstrap mirror arguments: the host's Debian bookworm apt sources when there are any.
+debian_mirror_args() {
+    if [[ -n ${FNBOX_DEBIAN_MIRROR:-} ]]; then
+        printf '%s\n' "$FNBOX_DEBIAN_MIRROR"
+        return
+    fi
+    local f line found=0
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        if grep -qE '^Suites:.*\bbookworm\b' "$f" && grep -qiE '^URIs:.*debian' "$f"; then
+            printf '%s\n' "$f"
+            found=1
+        fi
+    done
+    ((found)) && return
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f $f ]] || continue
+        while IFS= read -r line; do
+            printf '%s\n' "$line"
+            found=1
+        done < <(grep -E '^deb[[:space:]].*debian.*[[:space:]]bookworm(-updates|-security|/updates)?[[:space:]]' "$f" || true)
+    done
+    # nothing found: no argument, mmdebstrap then uses deb.debian.org (+ updates and security)
+}
+
+step_base_image() {
+    if [[ ${FNBOX_PULL_BASE:-0} == 1 ]]; then
+        say "base image: FNBOX_PULL_BASE=1, runtime images build FROM python:3.12-slim / node:20-slim"
+        return
+    fi
+    if image_exists "$BASE_IMAGE"; then
+        say "base image: $BASE_IMAGE already present"
+        return
+    fi
+    have_cmd mmdebstrap || die "mmdebstrap not found"
+    local t0 tmp mirrors=() aptopts=()
+    t0=$(now_s)
+    mapfile -t mirrors < <(debian_mirror_args)
+    if apt-config dump 2>/dev/null | grep -q '^Acquire::Check-Valid-Until "false";'; then
+        aptopts+=(--aptopt='Acquire::Check-Valid-Until "false"')
+    fi
+    say "base image: building $BASE_IMAGE with mmdebstrap (mirror: ${mirrors[*]:-default}), takes about a minute"
+    tmp=$(mktemp -d /var/tmp/fnbox-base.XXXXXX)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" EXIT
+    if ! mmdebstrap --variant=essential --include=python3,nodejs,ca-certificates \
+        "${aptopts[@]}" \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        bookworm "$tmp/rootfs.tar" "${mirrors[@]}" >"$tmp/mmdebstrap.log" 2>&1; then
+        tail -n 40 "$tmp/mmdebstrap.log" >&2
+        die "mmdebstrap failed"
+    fi
+    docker import --change 'CMD ["/bin/sh"]' --change 'LABEL fnbox.base=mmdebstrap-bookworm' \
+        "$tmp/rootfs.tar" "$BASE_IMAGE" >/dev/null
+    rm -rf "$tmp"
+    trap - EXIT
+    say "base image: $BASE_IMAGE imported in $(elapsed_since "$t0") s"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 5. runtime images
+base_for() { # $1 = lang
+    if [[ ${FNBOX_PULL_BASE:-0} == 1 ]]; then
+        case $1 in
+        python) echo python:3.12-slim ;;
+        node) echo node:20-slim ;;
+        esac
+    else
+        echo "$BASE_IMAGE"
+    fi
+}
+
+runtime_hash() { # $1 = lang, $2 = base reference
+    local dir="$ROOT/runtimes/$1"
+    {
+        (cd "$dir" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*/node_modules/*' -print0 |
+            LC_ALL=C sort -z | xargs -0 sha256sum)
+        echo "base $2"
+    } | sha256sum | cut -c1-32
+}
+
+step_runtime_image() {
+    local lang=$1 image="fnbox-$1:latest" base base_ref hash cur old_id t0 log
+    [[ -f $ROOT/runtimes/$lang/Dockerfile ]] || die "missing runtimes/$lang/Dockerfile"
+    base=$(base_for "$lang")
+    if [[ ${FNBOX_PULL_BASE:-0} == 1 ]]; then
+        base_ref="pull:$base"
+    else
+        base_ref=$(docker image inspect -f '{{.Id}}' "$base")
+    fi
+    hash=$(runtime_hash "$lang" "$base_ref")
+    cur=$(docker image inspect -f '{{index .Config.Labels "fnbox.hash"}}' "$image" 2>/dev/null || true)
+    if [[ $cur == "$hash" ]]; then
+        say "image $image: already up to date (hash $hash)"
+        return
+    fi
+    old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+    t0=$(now_s)
+    log=$(mktemp /tmp/fnbox-build-"$lang".XXXXXX)
+    local pull=()
+    [[ ${FNBOX_PULL_BASE:-0} == 1 ]] && pull=(--pull)
+    if ! docker build "${pull[@]}" -t "$image" --build-arg "BASE=$base" --build-arg "FNBOX_HASH=$hash" \
+        "$ROOT/runtimes/$lang" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        rm -f "$log"
+        die "docker build of $image failed"
+    fi
+    rm -f "$log"
+    # drop the superseded image when nothing else uses it
+    if [[ -n $old_id && $old_id != "$(docker image inspect -f '{{.Id}}' "$image")" ]]; then
+        docker image rm "$old_id" >/dev/null 2>&1 || true
+    fi
+    if [[ -z $cur ]]; then
+        say "image $image: built (hash $hash) in $(elapsed_since "$t0") s"
+    else
+        say "image $image: rebuilt, runtimes/$lang changed (hash $cur -> $hash) in $(elapsed_since "$t0") s"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 6. smoke check
+SMOKE_PY='def handler(event, context):
+    print("smoke log")
+    return "Hello, " + event["name"] + "!"
+'
+SMOKE_JS='exports.handler = async (event, context) => {
+  console.log("smoke log");
+  return "Hello, " + event.name + "!";
+};
+'
+
+smoke_one() { # $1 = lang, $2 = runtime, $3 = work dir; writes $3/<lang>-<rt>.{out,err,status}
+    local lang=$1 rt=$2 dir=$3 code load invoke name deadline rc=0
+    local base="$dir/$lang-$rt"
+    case $lang in
+    python) code=$SMOKE_PY ;;
+    node) code=$SMOKE_JS ;;
+    esac
+    deadline=$(($(date +%s) * 1000 + 60000))
+    load=$(jq -nc --arg c "$code" '{type:"load",code:$c,handler:"handler",env:{FNBOX_SMOKE:"1"},max_output_bytes:6291456,max_log_bytes:262144}')
+    invoke=$(jq -nc --argjson d "$deadline" '{type:"invoke",id:"smoke-1",event:{name:"smoke"},
+        context:{execution_id:"smoke-1",function:"smoke",version:1,memory_mb:128,timeout_ms:5000,deadline_ms:$d}}')
+    name="fnbox-smoke-$lang-$rt-$$"
+    # stdin closes after the two messages: the bootstrap answers both, sees EOF and exits 0
+    printf '%s\n%s\n' "$load" "$invoke" |
+        timeout 120 "$(docker_bin)" run --rm -i --name "$name" \
+            --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+            --user 65534:65534 --memory 256m --runtime "$rt" "fnbox-$lang:latest" \
+            >"$base.out" 2>"$base.err" || rc=$?
+    echo "$rc" >"$base.status"
+    # never leave a container (and its runsc sandbox) behind
+    docker rm -f "$name" >/dev/null 2>&1 || true
+}
+
+smoke_verdict() { # $1 = out file, $2 = rc; prints a reason and returns 1 on failure
+    local out=$1 rc=$2
+    [[ $rc == 0 ]] || {
+        echo "exit status $rc"
+        return 1
+    }
+    jq -e -s '.[0].type == "ready"' "$out" >/dev/null 2>&1 || {
+        echo "no ready message"
+        return 1
+    }
+    jq -e -s 'map(select(.type == "loaded")) | length == 1' "$out" >/dev/null 2>&1 || {
+        echo "load failed"
+        return 1
+    }
+    jq -e -s 'map(select(.type == "result" and .id == "smoke-1")) | .[0]
+        | .status == "success" and .output == "Hello, smoke!" and (.logs | contains("smoke log"))' \
+        "$out" >/dev/null 2>&1 || {
+        echo "wrong result"
+        return 1
+    }
+}
+
+step_smoke() {
+    local dir lang rt fail=0 pids=() reason t0 n
+    dir=$(mktemp -d /tmp/fnbox-smoke.XXXXXX)
+    t0=$(now_s)
+    for lang in python node; do
+        for rt in $SMOKE_RUNTIMES; do
+            smoke_one "$lang" "$rt" "$dir" &
+            pids+=($!)
+        done
+    done
+    for p in "${pids[@]}"; do wait "$p" || true; done
+    for lang in python node; do
+        for rt in $SMOKE_RUNTIMES; do
+            local b="$dir/$lang-$rt"
+            if reason=$(smoke_verdict "$b.out" "$(cat "$b.status")"); then
+                say "smoke check fnbox-$lang:latest under $rt: pass ($(jq -r -s 'map(select(.type=="ready"))[0] | .language + " " + .runtime_version' "$b.out"))"
+            else
+                fail=1
+                say "smoke check fnbox-$lang:latest under $rt: FAIL ($reason)"
+                {
+                    echo "---- protocol output:"
+                    cat "$b.out"
+                    echo "---- stderr:"
+                    cat "$b.err"
+                } >&2
+            fi
+        done
+    done
+    # leftover sandboxes: containers we named, and runsc processes of them
+    n=$(docker ps -aq --filter "name=fnbox-smoke-" | wc -l)
+    if ((n > 0)); then
+        say "smoke check: WARNING: $n fnbox-smoke containers left"
+        fail=1
+    fi
+    rm -rf "$dir"
+    ((fail == 0)) || die "smoke check failed"
+    say "smoke check: all passed in $(elapsed_since "$t0") s"
+}
