@@ -353,7 +353,7 @@ smoke_one() { # $1 = lang, $2 = runtime, $3 = work dir; writes $3/<lang>-<rt>.{o
     printf '%s\n%s\n' "$load" "$invoke" |
         timeout 120 "$(docker_bin)" run --rm -i --name "$name" \
             --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
-            --user 65534:65534 --memory 256m --runtime "$rt" "fnbox-$lang:latest" \
+            --user 65534:65534 --memory 256m --runtime "$rt" --cidfile "$base.cid" "fnbox-$lang:latest" \
             >"$base.out" 2>"$base.err" || rc=$?
     echo "$rc" >"$base.status"
     # never leave a container (and its runsc sandbox) behind
@@ -410,10 +410,26 @@ step_smoke() {
             fi
         done
     done
-    # leftover sandboxes: containers we named, and runsc processes of them
-    n=$(docker ps -aq --filter "name=fnbox-smoke-" | wc -l)
+    # leftovers: our containers, and runsc sandbox/gofer processes of them (they go away with the container)
+    n=$(docker ps -aq --filter "name=fnbox-smoke-.*-$$" | wc -l)
     if ((n > 0)); then
-        say "smoke check: WARNING: $n fnbox-smoke containers left"
+        say "smoke check: FAIL: $n fnbox-smoke containers left"
+        fail=1
+    fi
+    local cid left=0 i
+    for f in "$dir"/*-runsc.cid; do
+        [[ -s $f ]] || continue
+        cid=$(cat "$f")
+        for ((i = 0; i < 50; i++)); do
+            pgrep -f -- "runsc.*$cid" >/dev/null 2>&1 || break
+            sleep 0.1
+        done
+        if pgrep -f -- "runsc.*$cid" >/dev/null 2>&1; then
+            left=$((left + 1))
+        fi
+    done
+    if ((left > 0)); then
+        say "smoke check: FAIL: runsc processes of $left smoke containers are still running"
         fail=1
     fi
     rm -rf "$dir"
