@@ -161,15 +161,24 @@ stop_our_dockerd() {
 }
 
 step_dockerd() {
-    local pid
+    local pid i
     if docker_answers; then
         if [[ $(daemon_runsc) == "$(file_runsc)" ]]; then
             say "docker daemon: already running, runsc registered"
             return
         fi
-        # The daemon predates the daemon.json change. SIGHUP does reload "runtimes" on some versions,
-        # but not reliably, so restart when we are allowed to.
-        if systemd_docker && systemctl is-active --quiet docker; then
+        # The daemon predates the daemon.json change. dockerd reloads "runtimes" on SIGHUP (checked with
+        # 20.10: it does), which keeps running containers alive; verify, and restart only when it did not.
+        pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+        if [[ -n $pid ]] && kill -HUP "$pid" 2>/dev/null; then
+            for ((i = 0; i < 20; i++)); do
+                [[ $(daemon_runsc) == "$(file_runsc)" ]] && break
+                sleep 0.25
+            done
+        fi
+        if [[ $(daemon_runsc) == "$(file_runsc)" ]]; then
+            say "docker daemon: running, reloaded daemon.json (SIGHUP) to register runsc"
+        elif systemd_docker && systemctl is-active --quiet docker; then
             say "docker daemon: restarting docker.service to load runsc"
             systemctl restart docker
             wait_docker 30 || die "docker.service did not come back within 30 s"
@@ -178,10 +187,7 @@ step_dockerd() {
             stop_our_dockerd "$pid"
             start_detached_dockerd
         else
-            say "docker daemon: not started by us; sending SIGHUP to reload runsc"
-            pid=$(cat /var/run/docker.pid 2>/dev/null || true)
-            [[ -n $pid ]] && kill -HUP "$pid" 2>/dev/null || true
-            sleep 1
+            die "the running docker daemon (not started by this script) did not pick up runsc from $DAEMON_JSON on SIGHUP; restart it"
         fi
     else
         if systemd_docker; then
