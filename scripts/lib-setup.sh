@@ -136,6 +136,13 @@ start_detached_dockerd() {
     have_cmd dockerd || die "dockerd not found"
     mkdir -p "$(dirname "$DOCKERD_LOG")" "$(dirname "$DOCKERD_PIDFILE")"
     printf '\n==== %s fnbox setup starting dockerd\n' "$(date -Is)" >>"$DOCKERD_LOG"
+    # a pid file left by a dockerd that was killed (e.g. the machine's processes were ended) blocks the start
+    # when its pid now belongs to another process
+    local old
+    old=$(cat /var/run/docker.pid 2>/dev/null || true)
+    if [[ -n $old && $(cat "/proc/$old/comm" 2>/dev/null) != dockerd ]]; then
+        rm -f /var/run/docker.pid
+    fi
     # setsid: own session, so it survives this shell; stdio detached from the caller.
     setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
     local pid=$!
