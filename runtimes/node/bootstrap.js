@@ -59,7 +59,15 @@ function reopenCloexec(fd, write) {
 const OUT_FD = reopenCloexec(PROTO_OUT, true);
 const IN_FD = reopenCloexec(PROTO_IN, false);
 
+// JSON.stringify escapes a lone surrogate as \udXXX, which strict JSON readers (serde_json) reject;
+// well-formed pairs are written raw, so any \udXXX escape (after an odd run of backslashes) is lone.
+const LONE_ESCAPE_RE = /(\\+)u(d[89a-f][0-9a-f]{2})/gi;
+function fixLoneSurrogates(text) {
+  return text.replace(LONE_ESCAPE_RE, (m, bs) => (bs.length % 2 === 1 ? bs.slice(1) + '\ufffd' : m));
+}
+
 function writeOut(text) {
+  if (text.indexOf('\\ud') !== -1 || text.indexOf('\\uD') !== -1) text = fixLoneSurrogates(text);
   const buf = Buffer.from(text, 'utf8');
   let off = 0;
   while (off < buf.length) {

@@ -5,6 +5,7 @@ Python 3.9+ standard library only. Started by the image entrypoint as
     exec python3 -u /opt/fnbox/bootstrap.py 3>&1 4<&0 </dev/null >/dev/null
 """
 
+import codecs
 import io
 import json
 import os
@@ -36,8 +37,16 @@ def _jstr(s):
     return json.dumps(s, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _replace_with_fffd(exc):
+    # the UTF-8 encoder takes only ASCII str replacements, bytes are fine: U+FFFD per unencodable char
+    return (b"\xef\xbf\xbd" * (exc.end - exc.start), exc.end)
+
+
+codecs.register_error("fnbox_replace", _replace_with_fffd)
+
+
 def _send_raw(text):
-    data = text.encode("utf-8", "replace")  # lone surrogates -> '?', keeps the line valid UTF-8
+    data = text.encode("utf-8", "fnbox_replace")  # lone surrogates -> U+FFFD: the line stays valid UTF-8
     try:
         n = _os_write(PROTO_OUT, data)
         if n != len(data):  # partial write (signal): finish it
@@ -451,7 +460,7 @@ class Runtime(object):
                        "stack": ""}
             else:
                 res = None
-                n = len(out) if out.isascii() else len(out.encode("utf-8", "replace"))
+                n = len(out) if out.isascii() else len(out.encode("utf-8", "fnbox_replace"))
                 if n > self.max_output:
                     out = None
                     err = {"type": "OutputTooLarge",

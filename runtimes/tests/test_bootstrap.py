@@ -7,6 +7,7 @@ Environment: FNBOX_PYTHON / FNBOX_NODE override the interpreters.
 
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -352,6 +353,22 @@ class BootstrapTests(object):
         self.assertEqual(r["status"], "success")
         self.assertEqual(r["output"], event)
 
+    def test_lone_surrogates_become_replacement_chars(self):
+        b, _ = self.loaded(self.LONE_SURROGATE)
+        b.send({"type": "invoke", "id": "s", "event": {}, "context": ctx()})
+        deadline = time.monotonic() + TIMEOUT
+        while b"\n" not in b.buf and time.monotonic() < deadline:
+            select.select([b.out_r], [], [], 1)
+            b.buf += os.read(b.out_r, 1 << 16)
+        raw, b.buf = b.buf.split(b"\n", 1)
+        raw.decode("utf-8")  # strict UTF-8
+        # no lone-surrogate escape (\udXXX after an odd run of backslashes): strict readers reject it
+        self.assertIsNone(re.search(rb"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F]", raw), raw)
+        r = json.loads(raw)
+        self.assertEqual(r["status"], "success", r)
+        self.assertEqual(r["output"], ["\ufffd", "\\ud800", "\U0001F600"])
+        self.assertEqual(r["logs"], "a\ufffdb\n")
+
     def test_protocol_fds_not_inherited(self):
         b, _ = self.loaded(self.CHILD_FDS)
         r = self.invoke(b, {})
@@ -417,6 +434,7 @@ class PythonBootstrapTest(BootstrapTests, unittest.TestCase):
     MANY_LOGS = "def handler(event, context):\n    for i in range(event['n']):\n        print('line', i)\n"
     MANY_LOGS_UTF8 = "def handler(event, context):\n    for i in range(event['n']):\n        print('é€😀')\n"
     ECHO = "def handler(event, context):\n    return event\n"
+    LONE_SURROGATE = "def handler(event):\n    print('a\\ud800b')\n    return ['\\ud800', '\\\\ud800', '\\U0001F600']\n"
     CHILD_FDS = ("import subprocess\n"
                  "def handler(event, context):\n"
                  "    return subprocess.run(['/bin/sh', '-c', 'for f in 3 4; do [ -e /proc/$$/fd/$f ] && echo open$f; done; true'],\n"
@@ -519,6 +537,7 @@ class NodeBootstrapTest(BootstrapTests, unittest.TestCase):
     MANY_LOGS = "exports.handler = (e) => { for (let i = 0; i < e.n; i++) console.log('line', i); };\n"
     MANY_LOGS_UTF8 = "exports.handler = (e) => { for (let i = 0; i < e.n; i++) console.log('é€😀'); };\n"
     ECHO = "exports.handler = (event) => event;\n"
+    LONE_SURROGATE = "exports.handler = () => { console.log('a\\ud800b'); return ['\\ud800', '\\\\ud800', '\\u{1F600}']; };\n"
     CHILD_FDS = ("const cp = require('child_process');\n"
                  "exports.handler = () => cp.execFileSync('/bin/sh', ['-c',\n"
                  "  'for f in 3 4; do [ -e /proc/$$/fd/$f ] && echo open$f; done; true'], { encoding: 'utf8' });\n")
