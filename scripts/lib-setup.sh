@@ -42,7 +42,8 @@ step_apt_packages() {
     local missing=() pkg cmd
     # package:command — a package counts as present when dpkg has it or its command exists
     # (e.g. docker-ce instead of docker.io, or runsc installed from gVisor's own release).
-    for pair in docker.io:dockerd runsc:runsc mmdebstrap:mmdebstrap jq:jq; do
+    # (python3 and nodejs on the host run the bootstrap tests, runtimes/tests)
+    for pair in docker.io:dockerd runsc:runsc mmdebstrap:mmdebstrap jq:jq python3:python3 nodejs:node; do
         pkg=${pair%%:*} cmd=${pair#*:}
         if [[ $pkg == mmdebstrap && ${FNBOX_PULL_BASE:-0} == 1 ]]; then
             continue
@@ -58,7 +59,7 @@ step_apt_packages() {
         missing+=(debian-archive-keyring)
     fi
     if ((${#missing[@]} == 0)); then
-        say "apt packages: already installed (docker.io runsc mmdebstrap jq)"
+        say "apt packages: already installed (docker.io runsc mmdebstrap jq python3 nodejs)"
         return
     fi
     say "apt packages: installing ${missing[*]}"
