@@ -4,7 +4,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: setup build run test test-rust test-runtimes test-examples bench clean-sandboxes
+.PHONY: setup build run test test-rust test-runtimes test-examples bench ui-vendor
 
 ## setup: install what is missing (docker.io, runsc, mmdebstrap), start dockerd, build images and the binary
 setup:
@@ -31,6 +31,14 @@ test-examples:
 	@echo "==> example handlers"
 	@python3 -m unittest discover -s examples
 
+# Release profile: reuses what `make setup` built instead of compiling everything twice.
 test-rust:
 	@echo "==> cargo tests (unit + integration against dockerd, runc and runsc)"
-	@$(CARGO) test --workspace --locked -- --test-threads=4
+	@$(CARGO) test --release --workspace --locked -- --test-threads=4
+
+## ui-vendor: refresh ui/vendor from npm, as pinned by ui/package-lock.json (not needed to build or run)
+ui-vendor:
+	@cd ui && npm ci --no-audit --no-fund
+	@cp ui/node_modules/uplot/dist/uPlot.iife.min.js ui/node_modules/uplot/dist/uPlot.min.css ui/node_modules/codejar/dist/codejar.js ui/vendor/
+	@for c in core clike python javascript json; do cp ui/node_modules/prismjs/components/prism-$$c.min.js ui/vendor/; done
+	@echo "ui/vendor refreshed"

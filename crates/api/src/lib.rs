@@ -4,6 +4,7 @@
 mod error;
 mod extract;
 mod routes;
+mod ui;
 
 use std::time::Duration;
 

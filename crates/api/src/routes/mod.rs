@@ -20,5 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/executions/stream", get(executions::stream))
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/templates", get(templates::list))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{*path}", get(crate::ui::file))
         .fallback(|| async { crate::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
 }

@@ -1,0 +1,585 @@
+// fnbox web UI: a small hash-routed app over the REST API. No build step; vendored libraries only.
+import { CodeJar } from "/ui/vendor/codejar.js";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const fmtMs = (v) => (v == null ? "–" : v < 10 ? v.toFixed(2) + " ms" : v < 1000 ? v.toFixed(1) + " ms" : (v / 1000).toFixed(2) + " s");
+const fmtMb = (b) => (b == null ? "–" : (b / 1048576).toFixed(1) + " MB");
+const fmtPct = (r) => (r == null ? "–" : (r * 100).toFixed(1) + "%");
+const badge = (v) => `<span class="badge ${esc(v)}">${esc(v)}</span>`;
+const LIMITS = { timeout_ms: [100, 300000], memory_mb: [32, 2048], concurrency: [1, 64] };
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function toast(msg, isErr = false) {
+  const d = document.createElement("div");
+  d.textContent = msg;
+  if (isErr) d.className = "err";
+  $("#toast").appendChild(d);
+  setTimeout(() => d.remove(), 5000);
+}
+
+// ---------- router ----------
+const pages = {};
+let cleanup = [];
+function onLeave(fn) { cleanup.push(fn); }
+
+async function route() {
+  cleanup.forEach((f) => { try { f(); } catch { /* page already gone */ } });
+  cleanup = [];
+  const [, page = "functions", arg] = location.hash.replace(/^#/, "").split("/");
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page || (page === "edit" && a.dataset.page === "create")));
+  $("#nav").classList.remove("open");
+  const main = $("#main");
+  main.innerHTML = "";
+  const render = pages[page] || pages.functions;
+  try {
+    await render(main, arg ? decodeURIComponent(arg) : undefined);
+  } catch (e) {
+    main.innerHTML = `<div class="panel"><h1>Something went wrong</h1><p>${esc(e.message)}</p></div>`;
+  }
+  main.focus({ preventScroll: true });
+}
+window.addEventListener("hashchange", route);
+
+async function refreshHealth() {
+  try {
+    const res = await fetch("/healthz");
+    const h = await res.json();
+    $("#health").innerHTML = Object.entries(h.runtimes || {})
+      .map(([rt, s]) => `<span class="dot" style="background:${s.available ? "#3ecf7a" : "#ff6b6b"}"></span>${esc(rt)}${s.available ? "" : " unavailable"}`)
+      .join("");
+    $("#health").title = Object.entries(h.runtimes || {}).map(([rt, s]) => `${rt}: ${s.available ? "available" : s.reason}`).join("\n");
+  } catch {
+    $("#health").textContent = "server unreachable";
+  }
+}
+
+// ---------- metrics helpers ----------
+async function summaryRows(params = {}) {
+  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
+  try {
+    const s = await api("GET", "/api/v1/metrics/summary" + (q ? "?" + q : ""));
+    return Array.isArray(s) ? s : s.groups || s.rows || [];
+  } catch {
+    return [];
+  }
+}
+const pick = (o, ...paths) => {
+  for (const p of paths) {
+    const v = p.split(".").reduce((a, k) => (a == null ? a : a[k]), o);
+    if (v != null) return v;
+  }
+  return null;
+};
+
+// ---------- Functions ----------
+pages.functions = async (main) => {
+  main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Functions</h1><a href="#/create"><button class="primary">New function</button></a></div>
+    <div class="panel table-wrap" id="fn-table"><div class="empty">Loading…</div></div>`;
+  const [fns, summary, recent] = await Promise.all([
+    api("GET", "/api/v1/functions"),
+    summaryRows(),
+    api("GET", "/api/v1/executions?limit=500").catch(() => []),
+  ]);
+  const byFn = {};
+  for (const s of summary) {
+    const name = s.function;
+    const agg = (byFn[name] ||= { invocations: 0, successes: 0, p50: null });
+    agg.invocations += pick(s, "invocations", "count") || 0;
+    agg.successes += pick(s, "successes") || 0;
+    agg.p50 = agg.p50 ?? pick(s, "duration_ms.p50", "duration.p50");
+  }
+  const last = {};
+  for (const e of recent) if (!last[e.function]) last[e.function] = e;
+  if (!fns.length) {
+    $("#fn-table").innerHTML = `<div class="empty">No functions yet. <a href="#/create">Create one from an example.</a></div>`;
+    return;
+  }
+  $("#fn-table").innerHTML = `<table><thead><tr><th>Name</th><th>Language</th><th>Runtime</th><th>Version</th><th>Last status</th><th>Invocations</th><th>Success rate</th><th>p50</th><th><span class="sr-only">Actions</span></th></tr></thead><tbody>
+    ${fns.map((f) => {
+      const a = byFn[f.name];
+      return `<tr data-name="${esc(f.name)}">
+        <td><a href="#/execute/${encodeURIComponent(f.name)}">${esc(f.name)}</a><div class="muted" style="font-size:12px">${esc(f.description)}</div></td>
+        <td>${esc(f.language)}</td><td>${badge(f.runtime)}</td><td>v${f.version}</td>
+        <td>${last[f.name] ? badge(last[f.name].status) : '<span class="muted">never run</span>'}</td>
+        <td>${a ? a.invocations : 0}</td><td>${a && a.invocations ? fmtPct(a.successes / a.invocations) : "–"}</td><td>${fmtMs(a?.p50)}</td>
+        <td><a href="#/edit/${encodeURIComponent(f.name)}"><button>Edit</button></a> <button class="danger" data-delete="${esc(f.name)}">Delete</button></td></tr>`;
+    }).join("")}</tbody></table>`;
+  main.querySelectorAll("[data-delete]").forEach((b) => b.addEventListener("click", async () => {
+    const name = b.dataset.delete;
+    if (!confirm(`Delete function "${name}"? Its execution history is kept.`)) return;
+    try {
+      await api("DELETE", `/api/v1/functions/${encodeURIComponent(name)}`);
+      toast(`Deleted ${name}`);
+      route();
+    } catch (e) { toast(e.message, true); }
+  }));
+};
+
+// ---------- Create / edit ----------
+function codeEditor(el, gutter, language) {
+  let lang = language;
+  let badLine = null;
+  const highlight = (editor) => {
+    const grammar = Prism.languages[lang === "python" ? "python" : "javascript"];
+    editor.innerHTML = Prism.highlight(editor.textContent, grammar, lang);
+  };
+  const jar = CodeJar(el, highlight, { tab: "    " });
+  const renderGutter = () => {
+    const n = jar.toString().split("\n").length;
+    gutter.innerHTML = Array.from({ length: n }, (_, i) => `<div class="${i + 1 === badLine ? "bad" : ""}">${i + 1}</div>`).join("");
+  };
+  jar.onUpdate(() => { badLine = null; renderGutter(); });
+  return {
+    get: () => jar.toString(),
+    set: (code) => { jar.updateCode(code); renderGutter(); },
+    setLanguage: (l) => { lang = l; jar.updateCode(jar.toString()); },
+    markLine: (line) => { badLine = line; renderGutter(); },
+  };
+}
+
+function showFieldErrors(form, fields) {
+  form.querySelectorAll(".field").forEach((f) => f.classList.remove("invalid"));
+  form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+  for (const fe of fields || []) {
+    const key = String(fe.field).replace(/^\./, "").split(/[.[]/)[0];
+    const err = form.querySelector(`#err-${key}`) || form.querySelector("#err-form");
+    err.textContent = fe.line ? `${fe.message}` : fe.message;
+    err.closest(".field")?.classList.add("invalid");
+  }
+}
+
+pages.edit = (main, name) => pages.create(main, name);
+pages.create = async (main, editName) => {
+  const editing = Boolean(editName);
+  const [templates, existing] = await Promise.all([
+    api("GET", "/api/v1/templates"),
+    editing ? api("GET", `/api/v1/functions/${encodeURIComponent(editName)}`) : null,
+  ]);
+  main.innerHTML = `<h1>${editing ? `Edit ${esc(editName)}` : "Create a function"}</h1>
+  <form class="panel" id="fn-form" novalidate>
+    ${editing ? "" : `<div class="field"><label for="template">Start from an example</label>
+      <select id="template"><option value="">Blank function</option>
+      ${templates.map((t, i) => `<option value="${i}">${esc(t.title)} (${esc(t.language)})</option>`).join("")}</select></div>`}
+    <div class="row">
+      <div class="field"><label for="name">Name</label><input id="name" required pattern="[a-z0-9-]{1,63}" ${editing ? "readonly" : ""} aria-describedby="err-name" placeholder="my-function"><div class="field-error" id="err-name"></div></div>
+      <div class="field"><label for="language">Language</label><select id="language" aria-describedby="err-language"><option value="python">Python</option><option value="javascript">JavaScript</option></select><div class="field-error" id="err-language"></div></div>
+      <div class="field"><label for="runtime">Runtime</label><select id="runtime" aria-describedby="err-runtime"><option value="docker">Docker (runc)</option><option value="gvisor">gVisor (runsc)</option></select><div class="field-error" id="err-runtime"></div></div>
+    </div>
+    <div class="row">
+      <div class="field"><label for="timeout_ms">Timeout (ms, ${LIMITS.timeout_ms.join("–")})</label><input id="timeout_ms" type="number" min="${LIMITS.timeout_ms[0]}" max="${LIMITS.timeout_ms[1]}" value="5000" aria-describedby="err-timeout_ms"><div class="field-error" id="err-timeout_ms"></div></div>
+      <div class="field"><label for="memory_mb">Memory (MB, ${LIMITS.memory_mb.join("–")})</label><input id="memory_mb" type="number" min="${LIMITS.memory_mb[0]}" max="${LIMITS.memory_mb[1]}" value="128" aria-describedby="err-memory_mb"><div class="field-error" id="err-memory_mb"></div></div>
+      <div class="field"><label for="concurrency">Concurrency (${LIMITS.concurrency.join("–")})</label><input id="concurrency" type="number" min="1" max="64" value="4" aria-describedby="err-concurrency"><div class="field-error" id="err-concurrency"></div></div>
+    </div>
+    <div class="field"><label for="description">Description</label><input id="description" aria-describedby="err-description"><div class="field-error" id="err-description"></div></div>
+    <div class="field"><label id="code-label">Code</label>
+      <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="err-code"></div></div>
+      <div class="field-error" id="err-code"></div></div>
+    <div class="field"><label for="sample_input">Sample input (JSON, builds the execute form)</label><textarea id="sample_input" rows="3" aria-describedby="err-sample_input">{}</textarea><div class="field-error" id="err-sample_input"></div></div>
+    <div class="field-error" id="err-form"></div>
+    <button class="primary" type="submit" id="save">${editing ? "Save changes" : "Create function"}</button>
+  </form>`;
+  const form = $("#fn-form");
+  const editor = codeEditor($("#code"), $("#gutter"), "python");
+  const blank = {
+    python: "def handler(event, context):\n    return {\"hello\": event.get(\"name\", \"world\")}\n",
+    javascript: "exports.handler = async (event, context) => {\n  return { hello: event.name ?? \"world\" };\n};\n",
+  };
+  const set = (id, v) => { $("#" + id).value = v ?? ""; };
+  if (existing) {
+    for (const k of ["name", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "description"]) set(k, existing[k]);
+    set("sample_input", JSON.stringify(existing.sample_input ?? {}, null, 2));
+    editor.setLanguage(existing.language);
+    editor.set(existing.code);
+  } else {
+    editor.set(blank.python);
+    $("#template").addEventListener("change", (ev) => {
+      const t = templates[ev.target.value];
+      if (!t) { editor.set(blank[$("#language").value]); return; }
+      set("language", t.language);
+      editor.setLanguage(t.language);
+      editor.set(t.code);
+      set("sample_input", JSON.stringify(t.sample_input, null, 2));
+      set("description", t.description);
+      if (!$("#name").value) set("name", `${t.slug}-${t.language === "python" ? "py" : "js"}`);
+    });
+  }
+  $("#language").addEventListener("change", (ev) => {
+    editor.setLanguage(ev.target.value);
+    if (!editing && !$("#template").value) editor.set(blank[ev.target.value]);
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let sample;
+    try { sample = JSON.parse($("#sample_input").value || "{}"); } catch (e) {
+      showFieldErrors(form, [{ field: "sample_input", message: "not valid JSON: " + e.message }]);
+      return;
+    }
+    const num = (id) => { const v = $("#" + id).value.trim(); return v === "" ? undefined : Number(v); };
+    const body = {
+      language: $("#language").value, runtime: $("#runtime").value, code: editor.get(),
+      timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"),
+      description: $("#description").value, sample_input: sample,
+    };
+    if (!editing) body.name = $("#name").value.trim();
+    $("#save").disabled = true;
+    try {
+      const f = editing
+        ? await api("PUT", `/api/v1/functions/${encodeURIComponent(editName)}`, body)
+        : await api("POST", "/api/v1/functions", body);
+      toast(`${editing ? "Saved" : "Created"} ${f.name} (version ${f.version})`);
+      location.hash = `#/execute/${encodeURIComponent(f.name)}`;
+    } catch (e) {
+      const fields = e.body?.error?.fields || [{ field: "form", message: e.message }];
+      showFieldErrors(form, fields);
+      const codeErr = fields.find((f) => f.field === "code" && f.line);
+      if (codeErr) editor.markLine(codeErr.line);
+    } finally {
+      $("#save").disabled = false;
+    }
+  });
+};
+
+// ---------- Execute ----------
+function inputField(key, value, path) {
+  const id = "in-" + path.join("-").replace(/[^a-zA-Z0-9_-]/g, "_");
+  const label = `<label for="${id}">${esc(key)}</label>`;
+  const dp = `data-path='${esc(JSON.stringify(path))}'`;
+  if (typeof value === "number") return `<div class="field">${label}<input id="${id}" type="number" step="any" ${dp} data-kind="number" value="${value}"></div>`;
+  if (typeof value === "boolean") return `<div class="field">${label}<select id="${id}" ${dp} data-kind="boolean"><option ${value ? "selected" : ""}>true</option><option ${value ? "" : "selected"}>false</option></select></div>`;
+  if (typeof value === "string") return `<div class="field">${label}<input id="${id}" ${dp} data-kind="string" value="${esc(value)}"></div>`;
+  if (Array.isArray(value) && value.every((x) => typeof x === "number" || typeof x === "string"))
+    return `<div class="field">${label}<input id="${id}" ${dp} data-kind="list" data-numeric="${value.every((x) => typeof x === "number")}" value="${esc(value.join(", "))}"><div class="muted" style="font-size:12px">comma-separated list</div></div>`;
+  return `<div class="field">${label}<textarea id="${id}" rows="3" ${dp} data-kind="json">${esc(JSON.stringify(value, null, 2))}</textarea><div class="muted" style="font-size:12px">JSON</div></div>`;
+}
+
+function readForm(root) {
+  const out = {};
+  for (const el of root.querySelectorAll("[data-path]")) {
+    const [key] = JSON.parse(el.dataset.path);
+    const v = el.value;
+    switch (el.dataset.kind) {
+      case "number": out[key] = v === "" ? null : Number(v); break;
+      case "boolean": out[key] = v === "true"; break;
+      case "list": out[key] = v.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => (el.dataset.numeric === "true" ? Number(s) : s)); break;
+      case "json": out[key] = JSON.parse(v || "null"); break;
+      default: out[key] = v;
+    }
+  }
+  return out;
+}
+
+function resultPanel(r) {
+  const err = r.error ? `<h2>Error</h2><pre>${esc(r.error.type)}: ${esc(r.error.message)}${r.error.stack ? "\n\n" + esc(r.error.stack) : ""}</pre>` : "";
+  return `<div class="stats" id="result-stats">
+      <div class="stat"><div class="l">Status</div><div class="v">${badge(r.status)}</div></div>
+      <div class="stat"><div class="l">Duration</div><div class="v">${fmtMs(r.duration_ms)}</div></div>
+      <div class="stat"><div class="l">In handler</div><div class="v">${fmtMs(r.exec_ms)}</div></div>
+      <div class="stat"><div class="l">Memory</div><div class="v">${fmtMb(r.memory_bytes)}</div></div>
+      <div class="stat"><div class="l">Start</div><div class="v">${r.cold_start ? "cold" : "warm"}</div></div>
+      <div class="stat"><div class="l">Runtime</div><div class="v">${badge(r.runtime)} <span class="muted">v${r.version}</span></div></div>
+    </div>
+    ${r.status === "success" ? `<h2>Output</h2><pre id="output">${esc(JSON.stringify(r.output, null, 2))}</pre>` : ""}
+    ${err}
+    <h2>Logs</h2><pre id="logs">${esc(r.logs || "(no logs)")}</pre>
+    <p class="muted mono">execution ${esc(r.execution_id || r.id)}</p>`;
+}
+
+pages.execute = async (main, name) => {
+  const fns = await api("GET", "/api/v1/functions");
+  if (!fns.length) {
+    main.innerHTML = `<h1>Execute</h1><div class="panel empty">No functions yet. <a href="#/create">Create one.</a></div>`;
+    return;
+  }
+  const f = fns.find((x) => x.name === name) || fns[0];
+  const sample = f.sample_input ?? {};
+  const formable = sample && typeof sample === "object" && !Array.isArray(sample);
+  main.innerHTML = `<h1>Execute</h1>
+    <div class="panel">
+      <div class="field"><label for="fn-pick">Function</label><select id="fn-pick">${fns.map((x) => `<option ${x.name === f.name ? "selected" : ""}>${esc(x.name)}</option>`).join("")}</select>
+        <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB</div></div>
+      <div class="tabs" role="tablist">
+        <button type="button" role="tab" id="tab-form" aria-selected="${formable}" ${formable ? "" : "disabled"}>Form</button>
+        <button type="button" role="tab" id="tab-raw" aria-selected="${!formable}">Raw JSON</button>
+      </div>
+      <form id="input-form" ${formable ? "" : "hidden"}><div class="row">${formable ? Object.entries(sample).map(([k, v]) => inputField(k, v, [k])).join("") : ""}</div></form>
+      <div id="raw-wrap" ${formable ? "hidden" : ""}><label for="raw">Event (JSON)</label><textarea id="raw" rows="6">${esc(JSON.stringify(sample, null, 2))}</textarea></div>
+      <div class="field-error" id="input-error"></div>
+      <button class="primary" id="run">Run</button>
+    </div>
+    <div class="panel" id="result" aria-live="polite"><div class="empty">Run the function to see its result.</div></div>`;
+  $("#fn-pick").addEventListener("change", (ev) => { location.hash = `#/execute/${encodeURIComponent(ev.target.value)}`; });
+  const showTab = (raw) => {
+    if (raw) $("#raw").value = JSON.stringify(formable ? readFormSafe() : JSON.parse($("#raw").value || "{}"), null, 2);
+    $("#input-form").hidden = raw;
+    $("#raw-wrap").hidden = !raw;
+    $("#tab-form").setAttribute("aria-selected", String(!raw));
+    $("#tab-raw").setAttribute("aria-selected", String(raw));
+  };
+  const readFormSafe = () => { try { return readForm($("#input-form")); } catch { return sample; } };
+  $("#tab-form").addEventListener("click", () => showTab(false));
+  $("#tab-raw").addEventListener("click", () => showTab(true));
+  $("#input-form").addEventListener("submit", (e) => { e.preventDefault(); $("#run").click(); });
+  $("#run").addEventListener("click", async () => {
+    $("#input-error").textContent = "";
+    let event;
+    try { event = $("#raw-wrap").hidden ? readForm($("#input-form")) : JSON.parse($("#raw").value || "{}"); } catch (e) {
+      $("#input-error").textContent = "Input is not valid JSON: " + e.message;
+      return;
+    }
+    $("#run").disabled = true;
+    $("#result").innerHTML = `<div class="empty">Running…</div>`;
+    try {
+      const r = await api("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke`, event);
+      $("#result").innerHTML = resultPanel(r);
+    } catch (e) {
+      $("#result").innerHTML = `<div class="field-error">${esc(e.message)}</div>`;
+    } finally {
+      $("#run").disabled = false;
+    }
+  });
+};
+
+// ---------- Executions ----------
+pages.executions = async (main) => {
+  const fns = await api("GET", "/api/v1/functions");
+  main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Executions</h1><span class="live" id="live">live</span></div>
+    <div class="panel"><div class="row">
+      <div class="field"><label for="f-function">Function</label><select id="f-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
+      <div class="field"><label for="f-runtime">Runtime</label><select id="f-runtime"><option value="">All</option><option>docker</option><option>gvisor</option></select></div>
+      <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option></select></div>
+    </div></div>
+    <div class="panel table-wrap"><table><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
+    <div class="panel" id="exec-detail" hidden></div>`;
+  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value });
+  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status);
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}</span></td><td>${badge(e.runtime)}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  const load = async () => {
+    const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
+    q.set("limit", "100");
+    const list = await api("GET", "/api/v1/executions?" + q);
+    $("#exec-rows").innerHTML = list.length ? list.map(row).join("") : `<tr><td colspan="8" class="empty">No executions match.</td></tr>`;
+  };
+  const openDetail = async (id) => {
+    const e = await api("GET", `/api/v1/executions/${id}`);
+    const d = $("#exec-detail");
+    d.hidden = false;
+    d.innerHTML = `<div class="row" style="justify-content:space-between"><h2>${esc(e.function)} · ${esc(e.id)}</h2><button id="close-detail">Close</button></div>
+      <h2>Input</h2><pre>${esc(e.input)}</pre>${resultPanel({ ...e, execution_id: e.id })}`;
+    $("#close-detail").addEventListener("click", () => { d.hidden = true; });
+    d.scrollIntoView({ behavior: "smooth" });
+  };
+  $("#exec-rows").addEventListener("click", (ev) => { const tr = ev.target.closest("tr[data-id]"); if (tr) openDetail(tr.dataset.id); });
+  $("#exec-rows").addEventListener("keydown", (ev) => { const tr = ev.target.closest("tr[data-id]"); if (tr && ev.key === "Enter") openDetail(tr.dataset.id); });
+  main.querySelectorAll("select").forEach((s) => s.addEventListener("change", load));
+  await load();
+  const es = new EventSource("/api/v1/executions/stream");
+  es.addEventListener("execution", (m) => {
+    const e = JSON.parse(m.data);
+    if (!matches(e, filters())) return;
+    const body = $("#exec-rows");
+    body.querySelector(".empty")?.closest("tr")?.remove();
+    body.insertAdjacentHTML("afterbegin", row(e));
+    while (body.rows.length > 200) body.deleteRow(-1);
+  });
+  es.onerror = () => { $("#live").textContent = "reconnecting"; };
+  es.onopen = () => { $("#live").textContent = "live"; };
+  onLeave(() => es.close());
+};
+
+// ---------- charts ----------
+function timeChart(el, title, series, data, yLabel) {
+  el.innerHTML = "";
+  const width = Math.max(280, el.clientWidth || 600);
+  const opts = {
+    title, width, height: 240,
+    scales: { x: { time: true } },
+    axes: [{}, { label: yLabel, size: 60 }],
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: true, size: 4 }, spanGaps: true }))],
+  };
+  const plot = new uPlot(opts, data, el);
+  el.dataset.points = String(data[0].length);
+  return plot;
+}
+
+function bars(rows, { max, format, cls }) {
+  const m = max ?? Math.max(1e-9, ...rows.map((r) => r.value || 0));
+  return `<div class="bars">${rows.map((r) => `<div class="bar-row"><span>${esc(r.label)}</span><div class="track"><div class="fill ${esc(r.cls || cls || "")}" style="width:${Math.max(0.5, ((r.value || 0) / m) * 100)}%"></div></div><span class="mono">${esc(format(r.value))}</span></div>`).join("")}</div>`;
+}
+
+// ---------- Dashboard ----------
+pages.dashboard = async (main) => {
+  const fns = await api("GET", "/api/v1/functions");
+  main.innerHTML = `<h1>Metrics dashboard</h1>
+    <div class="panel"><div class="row">
+      <div class="field"><label for="d-function">Function</label><select id="d-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
+      <div class="field"><label for="d-runtime">Runtime</label><select id="d-runtime"><option value="">Both</option><option>docker</option><option>gvisor</option></select></div>
+      <div class="field"><label for="d-range">Time range</label><select id="d-range"><option value="15m">Last 15 minutes</option><option value="1h" selected>Last hour</option><option value="24h">Last 24 hours</option><option value="7d">Last 7 days</option></select></div>
+    </div></div>
+    <div class="stats" id="d-stats"></div>
+    <div class="grid" style="margin-top:16px">
+      <div class="panel"><div class="chart" id="chart-latency" role="img" aria-label="Latency over time"></div></div>
+      <div class="panel"><div class="chart" id="chart-memory" role="img" aria-label="Peak memory over time"></div></div>
+      <div class="panel"><h2>Success rate by runtime</h2><div id="d-success"></div></div>
+      <div class="panel"><h2>Cold vs warm (p50)</h2><div id="d-cold"></div></div>
+      <div class="panel"><h2>Errors</h2><div id="d-errors"></div></div>
+    </div>`;
+  const rangeSecs = { "15m": 900, "1h": 3600, "24h": 86400, "7d": 604800 };
+  const bucketFor = { "15m": "30s", "1h": "1m", "24h": "30m", "7d": "3h" };
+  const draw = async () => {
+    const fn = $("#d-function").value, rt = $("#d-runtime").value, range = $("#d-range").value;
+    const since = new Date(Date.now() - rangeSecs[range] * 1000).toISOString();
+    const params = { function: fn, runtime: rt, since };
+    const [summary, ts, errors] = await Promise.all([
+      summaryRows(params),
+      api("GET", "/api/v1/metrics/timeseries?" + new URLSearchParams(Object.entries({ ...params, bucket: bucketFor[range] }).filter(([, v]) => v))).catch(() => null),
+      api("GET", "/api/v1/errors?" + new URLSearchParams(Object.entries({ function: fn, since }).filter(([, v]) => v))).catch(() => []),
+    ]);
+    // Per-runtime totals from the per-(function, runtime) summary rows.
+    const perRt = {};
+    for (const s of summary) {
+      const r = (perRt[s.runtime] ||= { inv: 0, ok: 0, cold: [], warm: [], p50: [] });
+      r.inv += pick(s, "invocations", "count") || 0;
+      r.ok += pick(s, "successes") || 0;
+      const c = pick(s, "cold_duration_ms.p50", "cold_p50_ms", "cold.p50"), w = pick(s, "warm_duration_ms.p50", "warm_p50_ms", "warm.p50");
+      if (c != null) r.cold.push(c);
+      if (w != null) r.warm.push(w);
+      const p = pick(s, "duration_ms.p50", "duration.p50");
+      if (p != null) r.p50.push(p);
+    }
+    const avg = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+    const total = Object.values(perRt).reduce((a, r) => a + r.inv, 0);
+    const ok = Object.values(perRt).reduce((a, r) => a + r.ok, 0);
+    $("#d-stats").innerHTML = `<div class="stat"><div class="l">Invocations</div><div class="v" id="stat-invocations">${total}</div></div>
+      <div class="stat"><div class="l">Success rate</div><div class="v">${total ? fmtPct(ok / total) : "–"}</div></div>
+      ${Object.entries(perRt).map(([rt, r]) => `<div class="stat"><div class="l">${esc(rt)} p50</div><div class="v">${fmtMs(avg(r.p50))}</div></div>`).join("")}`;
+    $("#d-success").innerHTML = Object.keys(perRt).length
+      ? bars(Object.entries(perRt).map(([rt, r]) => ({ label: rt, value: r.inv ? r.ok / r.inv : 0, cls: rt })), { max: 1, format: fmtPct })
+      : `<div class="empty">No executions in this range.</div>`;
+    const coldRows = [];
+    for (const [rt, r] of Object.entries(perRt)) {
+      coldRows.push({ label: `${rt} cold`, value: avg(r.cold), cls: rt });
+      coldRows.push({ label: `${rt} warm`, value: avg(r.warm), cls: rt });
+    }
+    $("#d-cold").innerHTML = coldRows.length ? bars(coldRows, { format: fmtMs }) : `<div class="empty">No data.</div>`;
+    const errs = Array.isArray(errors) ? errors : errors?.groups || [];
+    $("#d-errors").innerHTML = errs.length
+      ? bars(errs.slice(0, 10).map((e) => ({ label: `${e.error_type || e.type} (${e.function})`, value: e.count, cls: "err" })), { format: (v) => String(v) })
+      : `<div class="empty">No errors in this range.</div>`;
+    // Time series: one line per runtime for p50 and p99 latency, and peak memory.
+    const buckets = Array.isArray(ts) ? ts : ts?.buckets || ts?.series || [];
+    const times = [...new Set(buckets.map((b) => b.start || b.bucket || b.t))].sort();
+    const xs = times.map((t) => new Date(t).getTime() / 1000);
+    const runtimes = [...new Set(buckets.map((b) => b.runtime))].filter(Boolean);
+    const col = (rt, key) => times.map((t) => { const b = buckets.find((x) => (x.start || x.bucket || x.t) === t && x.runtime === rt); return b ? pick(b, key, key.replace(/_ms$/, "")) : null; });
+    const color = { docker: "#2f6fed", gvisor: "#8e44ad" };
+    if (xs.length) {
+      const lat = [], latData = [xs], mem = [], memData = [xs];
+      for (const rt of runtimes) {
+        lat.push({ label: `${rt} p50`, color: color[rt] }); latData.push(col(rt, "p50_ms"));
+        lat.push({ label: `${rt} p99`, color: color[rt] + "88" }); latData.push(col(rt, "p99_ms"));
+        mem.push({ label: `${rt} peak`, color: color[rt] }); memData.push(col(rt, "peak_memory_bytes").map((v) => (v == null ? null : v / 1048576)));
+      }
+      timeChart($("#chart-latency"), "Latency (ms)", lat, latData, "ms");
+      timeChart($("#chart-memory"), "Peak memory (MB)", mem, memData, "MB");
+    } else {
+      $("#chart-latency").innerHTML = `<div class="empty">No executions in this range.</div>`;
+      $("#chart-memory").innerHTML = "";
+    }
+  };
+  main.querySelectorAll("select").forEach((s) => s.addEventListener("change", draw));
+  await draw();
+  const timer = setInterval(draw, 10000);
+  onLeave(() => clearInterval(timer));
+};
+
+// ---------- Compare ----------
+pages.compare = async (main) => {
+  const [fns, past] = await Promise.all([api("GET", "/api/v1/functions"), api("GET", "/api/v1/comparisons").catch(() => [])]);
+  main.innerHTML = `<h1>Compare runtimes</h1>
+    <div class="panel"><form id="cmp-form" class="row">
+      <div class="field"><label for="c-function">Function</label><select id="c-function">${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
+      <div class="field"><label for="c-iterations">Iterations</label><input id="c-iterations" type="number" min="1" max="1000" value="20"></div>
+      <div class="field"><label for="c-concurrency">Concurrency</label><input id="c-concurrency" type="number" min="1" max="16" value="1"></div>
+      <div class="field" style="flex:2"><label for="c-input">Input (JSON)</label><input id="c-input" class="mono"></div>
+      <div class="field" style="flex:0"><button class="primary" id="c-run" type="submit">Run comparison</button></div>
+    </form><div class="field-error" id="c-error"></div></div>
+    <div id="c-result"></div>
+    <div class="panel"><h2>Past comparisons</h2><div id="c-past"></div></div>`;
+  const fillInput = () => { const f = fns.find((x) => x.name === $("#c-function").value); $("#c-input").value = JSON.stringify(f?.sample_input ?? {}); };
+  $("#c-function").addEventListener("change", fillInput);
+  fillInput();
+  const listPast = (items) => {
+    const list = Array.isArray(items) ? items : items?.comparisons || [];
+    $("#c-past").innerHTML = list.length
+      ? `<table><thead><tr><th>When</th><th>Function</th><th>Iterations</th><th></th></tr></thead><tbody>${list.map((c) => `<tr><td>${esc(new Date(c.created_at || c.started_at).toLocaleString())}</td><td>${esc(c.function)}</td><td>${esc(c.iterations)}</td><td><button data-cmp="${esc(c.id)}">Show</button></td></tr>`).join("")}</tbody></table>`
+      : `<div class="empty">No comparisons yet.</div>`;
+    $("#c-past").querySelectorAll("[data-cmp]").forEach((b) => b.addEventListener("click", async () => showComparison(await api("GET", `/api/v1/comparisons/${b.dataset.cmp}`))));
+  };
+  listPast(past);
+  $("#cmp-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#c-error").textContent = "";
+    let input;
+    try { input = JSON.parse($("#c-input").value || "{}"); } catch (e) { $("#c-error").textContent = "Input is not valid JSON: " + e.message; return; }
+    $("#c-run").disabled = true;
+    $("#c-result").innerHTML = `<div class="panel empty">Running on Docker and on gVisor…</div>`;
+    try {
+      const c = await api("POST", `/api/v1/functions/${encodeURIComponent($("#c-function").value)}/compare`, {
+        input, iterations: Number($("#c-iterations").value), concurrency: Number($("#c-concurrency").value),
+      });
+      showComparison(c);
+      listPast(await api("GET", "/api/v1/comparisons").catch(() => []));
+    } catch (e) {
+      $("#c-error").textContent = e.message;
+      $("#c-result").innerHTML = "";
+    } finally {
+      $("#c-run").disabled = false;
+    }
+  });
+  function showComparison(c) {
+    const side = (rt) => c[rt] || c.runtimes?.[rt] || (c.results || []).find((r) => r.runtime === rt) || {};
+    const d = side("docker"), g = side("gvisor");
+    const metrics = [
+      ["Cold start", "cold_start_ms", fmtMs], ["Warm p50", "warm_p50_ms", fmtMs], ["Warm p99", "warm_p99_ms", fmtMs],
+      ["Exec p50", "exec_p50_ms", fmtMs], ["Memory p50", "memory_p50_bytes", fmtMb], ["Memory max", "memory_max_bytes", fmtMb],
+      ["Success rate", "success_rate", fmtPct],
+    ];
+    const ratio = (k) => { const r = pick(c, `ratios.${k}`); if (r != null) return r; const a = pick(d, k), b = pick(g, k); return a && b != null ? b / a : null; };
+    $("#c-result").innerHTML = `<div class="panel" id="comparison"><h2>${esc(c.function)}: Docker vs gVisor</h2>
+      <div class="grid">${metrics.slice(0, 6).map(([label, k, f]) => `<div><h2>${label}</h2>${bars([{ label: "docker", value: pick(d, k), cls: "docker" }, { label: "gvisor", value: pick(g, k), cls: "gvisor" }], { format: f })}</div>`).join("")}</div>
+      <h2>Ratios</h2><div class="table-wrap"><table id="ratio-table"><thead><tr><th>Figure</th><th>Docker</th><th>gVisor</th><th>gVisor / Docker</th></tr></thead><tbody>
+      ${metrics.map(([label, k, f]) => `<tr><td>${label}</td><td>${f(pick(d, k))}</td><td>${f(pick(g, k))}</td><td>${ratio(k) == null ? "–" : ratio(k).toFixed(2) + "×"}</td></tr>`).join("")}
+      </tbody></table></div></div>`;
+  }
+};
+
+// ---------- boot ----------
+$("#menu-toggle").addEventListener("click", () => {
+  const open = $("#nav").classList.toggle("open");
+  $("#menu-toggle").setAttribute("aria-expanded", String(open));
+});
+refreshHealth();
+setInterval(refreshHealth, 15000);
+route();
