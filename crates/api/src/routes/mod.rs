@@ -3,6 +3,7 @@
 mod executions;
 mod functions;
 mod health;
+mod pools;
 mod templates;
 
 use axum::routing::{get, post};
@@ -20,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/executions/stream", get(executions::stream))
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/templates", get(templates::list))
+        .route("/api/v1/pools", get(pools::stats))
         .route("/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::file))
         .fallback(|| async { crate::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })

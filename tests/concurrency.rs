@@ -1,0 +1,121 @@
+//! Pre-warmed cold starts, parallel invocations, back-pressure and no lost records.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+async fn generic_ready(s: &TestServer, key: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, p) = s.get("/api/v1/pools").await;
+        if p["generic"][key].as_u64().unwrap_or(0) >= want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pool {key} never reached {want}: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_takes_a_prewarmed_sandbox() {
+    let s = TestServer::start(&["--prewarm", "1"]).await;
+    s.require_runtimes().await;
+    for (rt, key) in [("docker", "python/docker/128mb"), ("gvisor", "python/gvisor/128mb")] {
+        generic_ready(&s, key, 1).await;
+        let (_, before) = s.get("/api/v1/pools").await;
+        let name = format!("pre-{rt}");
+        s.create(&name, "python", rt, "def handler(e, c):\n    return 'ok'\n", json!({})).await;
+        // The create-time syntax check borrows a runc sandbox and gives it back; it must not
+        // have consumed this key's pre-started one.
+        let (_, mid) = s.get("/api/v1/pools").await;
+        let r = s.invoke(&name, &json!({})).await;
+        assert_eq!(r["cold_start"], json!(true), "{r}");
+        assert_eq!(r["output"], json!("ok"));
+        let (_, after) = s.get("/api/v1/pools").await;
+        let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+        assert_eq!(n(&after, "prewarmed_cold_starts"), n(&before, "prewarmed_cold_starts") + 1, "{before} → {after}");
+        assert_eq!(
+            n(&after, "sandboxes_started"),
+            n(&mid, "sandboxes_started"),
+            "the cold start must not have started a container of its own: {mid} → {after}"
+        );
+        // The pool refills in the background.
+        generic_ready(&s, key, 1).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_answers_429_with_retry_after() {
+    let s = TestServer::start(&["--max-queue", "2", "--prewarm", "0"]).await;
+    s.require_runtimes().await;
+    s.create("slow", "python", "docker", "import time\ndef handler(e, c):\n    time.sleep(1.5)\n    return 'done'\n", json!({"concurrency": 1})).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/functions/slow/invoke", s.url);
+    let calls = (0..6).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            let r = client.post(url).body("{}").send().await.expect("send");
+            (r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string()))
+        })
+    });
+    // Spawn them all before awaiting any (the iterator is lazy).
+    let calls: Vec<_> = calls.collect();
+    let mut ok = 0;
+    let mut limited = 0;
+    for c in calls {
+        match c.await.expect("join") {
+            (200, _) => ok += 1,
+            (429, retry) => {
+                assert_eq!(retry.as_deref(), Some("1"), "429 carries Retry-After");
+                limited += 1;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    // One runs, two wait, the other three are turned away.
+    assert_eq!((ok, limited), (3, 3), "ok={ok} limited={limited}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_execution_is_lost_under_16_way_concurrency() {
+    let s = TestServer::start(&[]).await;
+    s.require_runtimes().await;
+    for rt in ["docker", "gvisor"] {
+        let name = format!("par-{rt}");
+        s.create(&name, "javascript", rt, "exports.handler = async (e) => e.i * 2;\n", json!({"concurrency": 16})).await;
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/v1/functions/{name}/invoke", s.url);
+        let workers = (0..16).map(|w| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut answered = 0u64;
+                for i in 0..25 {
+                    let v = w * 100 + i;
+                    let r = client.post(&url).body(json!({"i": v}).to_string()).send().await.expect("send");
+                    assert_eq!(r.status().as_u16(), 200);
+                    let body: Value = r.json().await.expect("json");
+                    assert_eq!(body["output"], json!(v * 2), "{body}");
+                    answered += 1;
+                }
+                answered
+            })
+        });
+        let workers: Vec<_> = workers.collect();
+        let mut answered = 0;
+        for w in workers {
+            answered += w.await.expect("join");
+        }
+        let (_, recorded) = s.get(&format!("/api/v1/executions?function={name}&limit=1000")).await;
+        let recorded = recorded.as_array().map_or(0, Vec::len) as u64;
+        assert_eq!(answered, 400);
+        assert_eq!(recorded, answered, "every answered call is in the store on {rt}");
+        let (_, pools) = s.get("/api/v1/pools").await;
+        let fp = pools["functions"].as_array().and_then(|a| a.iter().find(|p| p["function"] == json!(name)).cloned());
+        let fp = fp.unwrap_or_default();
+        let sandboxes = fp["idle"].as_u64().unwrap_or(0) + fp["busy"].as_u64().unwrap_or(0);
+        assert!((2..=16).contains(&sandboxes), "parallel calls used several sandboxes, within the limit: {fp}");
+    }
+}
