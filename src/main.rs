@@ -59,6 +59,12 @@ struct ServeArgs {
     /// Skip the create-time syntax check.
     #[arg(long)]
     no_syntax_check: bool,
+    /// Execution records older than this many days are pruned (0 keeps them forever).
+    #[arg(long, default_value_t = 30)]
+    retention_days: u32,
+    /// At most this many execution records are kept; the oldest go first (0: no limit).
+    #[arg(long, default_value_t = 1_000_000)]
+    retention_max: u64,
 }
 
 fn main() -> Result<()> {
@@ -142,6 +148,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     )
     .await?;
 
+    spawn_retention(engine.clone(), args.retention_days, args.retention_max);
+
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     tracing::info!("fnbox listening on http://{}", listener.local_addr()?);
     fnbox_api::serve(listener, engine, shutdown_signal()).await?;
@@ -151,6 +159,26 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not remove all sandboxes"),
     }
     Ok(())
+}
+
+/// Prunes old execution records now and every ten minutes.
+fn spawn_retention(engine: Engine, days: u32, max: u64) {
+    let age = (days > 0).then(|| chrono::Duration::days(i64::from(days)));
+    let max = (max > 0).then_some(max);
+    if age.is_none() && max.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match engine.prune(age, max).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "pruned old execution records"),
+                Err(e) => tracing::warn!(error = %e, "pruning execution records failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

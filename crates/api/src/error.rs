@@ -54,6 +54,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::FunctionNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "function_not_found", message),
             EngineError::ExecutionNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "execution_not_found", message),
+            EngineError::ComparisonNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "comparison_not_found", message),
             EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "function_exists", message),
             EngineError::Invalid(errors) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,

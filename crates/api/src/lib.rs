@@ -18,6 +18,29 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// Buckets (seconds) for invocation latency: sub-millisecond warm calls to multi-second ones.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// The process-wide Prometheus recorder (installed once; later calls reuse it).
+fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("fnbox_invocation_duration_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (only in odd embeddings): expose an empty one.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
 }
 
 /// Request bodies above this are refused with 413 before they are read: the largest useful
@@ -29,7 +52,7 @@ fn body_limit(engine: &Engine) -> usize {
 
 pub fn router(engine: Engine) -> Router {
     let limit = body_limit(&engine);
-    let state = AppState { engine };
+    let state = AppState { engine, prometheus: prometheus() };
     routes::routes()
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())

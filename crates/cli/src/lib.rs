@@ -40,6 +40,17 @@ pub enum Command {
     Execution { id: String },
     /// List the bundled example functions.
     Templates,
+    /// Run a function on Docker and on gVisor and print the figures side by side.
+    Compare {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        iterations: u32,
+        #[arg(long, default_value_t = 1)]
+        concurrency: u32,
+        /// Event as JSON (default: the function's sample input).
+        #[arg(long)]
+        input: Option<String>,
+    },
     /// Show server and runtime health.
     Health,
 }
@@ -350,6 +361,37 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                 for x in ts.as_array().into_iter().flatten() {
                     t.add_row(vec![cell(&x["slug"]), cell(&x["language"]), cell(&x["title"]), x["sample_input"].to_string()]);
                 }
+                println!("{t}");
+            }
+        }
+        Command::Compare { name, iterations, concurrency, input } => {
+            let mut body = json!({"iterations": iterations, "concurrency": concurrency});
+            if let Some(i) = input {
+                body["input"] = serde_json::from_str(&i).context("--input is not valid JSON")?;
+            }
+            let c = client.ok(Method::POST, &format!("/api/v1/functions/{name}/compare"), Some(body.to_string())).await?;
+            if opts.json {
+                print_json(&c);
+            } else {
+                let ms = |v: &Value| v.as_f64().map(|x| format!("{x:.2} ms")).unwrap_or_else(|| "-".into());
+                let mb = |v: &Value| v.as_f64().map(|x| format!("{:.1} MB", x / 1048576.0)).unwrap_or_else(|| "-".into());
+                let pct = |v: &Value| v.as_f64().map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "-".into());
+                let ratio = |k: &str| c["ratios"][k].as_f64().map(|x| format!("{x:.2}×")).unwrap_or_else(|| "-".into());
+                let mut t = table(&["figure", "docker (runc)", "gvisor (runsc)", "gvisor / docker"]);
+                type Fmt<'a> = &'a dyn Fn(&Value) -> String;
+                let rows: [(&str, &str, Fmt<'_>); 7] = [
+                    ("cold start", "cold_start_ms", &ms),
+                    ("warm p50", "warm_p50_ms", &ms),
+                    ("warm p99", "warm_p99_ms", &ms),
+                    ("exec p50", "exec_p50_ms", &ms),
+                    ("memory p50", "memory_p50_bytes", &mb),
+                    ("memory max", "memory_max_bytes", &mb),
+                    ("success rate", "success_rate", &pct),
+                ];
+                for (label, key, f) in rows {
+                    t.add_row(vec![label.to_string(), f(&c["docker"][key]), f(&c["gvisor"][key]), ratio(key)]);
+                }
+                println!("{name}: {iterations} warm calls per runtime, concurrency {concurrency}");
                 println!("{t}");
             }
         }

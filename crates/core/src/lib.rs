@@ -4,10 +4,11 @@
 
 pub mod execution;
 pub mod function;
+pub mod metrics;
 pub mod store;
 pub mod validation;
 
 pub use execution::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus};
 pub use function::{Function, FunctionPatch, FunctionSpec, Language, Runtime};
-pub use store::{Store, StoreError};
+pub use store::{Failure, Store, StoreError};
 pub use validation::{FieldError, Limits, ValidationErrors};

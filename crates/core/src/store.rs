@@ -4,7 +4,17 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{Execution, ExecutionFilter, Function};
+use crate::metrics::{MetricsFilter, Sample};
+use crate::{ErrorInfo, Execution, ExecutionFilter, Function};
+
+/// A failed execution, for grouping errors.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub id: Uuid,
+    pub function: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub error: Option<ErrorInfo>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,4 +42,16 @@ pub trait Store: Send + Sync + 'static {
     async fn record_execution(&self, e: Execution) -> Result<(), StoreError>;
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError>;
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError>;
+
+    /// The numbers of every matching execution (no payloads), for aggregates.
+    async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError>;
+    /// Failed executions (any status but success), oldest first.
+    async fn failures(&self, filter: &MetricsFilter) -> Result<Vec<Failure>, StoreError>;
+    /// Deletes executions started before `before`, then the oldest beyond `keep_max`.
+    async fn prune_executions(&self, before: Option<chrono::DateTime<chrono::Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError>;
+
+    /// Comparisons are stored as opaque JSON documents with an id, a function and a time.
+    async fn insert_comparison(&self, id: Uuid, function: &str, body: &serde_json::Value) -> Result<(), StoreError>;
+    async fn list_comparisons(&self, limit: u32) -> Result<Vec<serde_json::Value>, StoreError>;
+    async fn get_comparison(&self, id: Uuid) -> Result<Option<serde_json::Value>, StoreError>;
 }

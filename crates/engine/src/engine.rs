@@ -87,13 +87,28 @@ impl Engine {
         self.inner.functions.read().get(name).cloned().ok_or_else(|| EngineError::FunctionNotFound(name.to_owned()))
     }
 
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
     pub async fn create_function(&self, spec: FunctionSpec) -> Result<Arc<Function>, EngineError> {
+        self.create(spec, true).await
+    }
+
+    /// Creates a function whose code is known to compile (a copy of an existing one).
+    pub(crate) async fn create_function_unchecked(&self, spec: FunctionSpec) -> Result<Arc<Function>, EngineError> {
+        self.create(spec, false).await
+    }
+
+    async fn create(&self, spec: FunctionSpec, check: bool) -> Result<Arc<Function>, EngineError> {
         let f = Function::from_spec(spec, &self.inner.config.limits, Utc::now());
         validate_function(&f, &self.inner.config.limits)?;
         if self.inner.functions.read().contains_key(&f.name) {
             return Err(EngineError::Conflict(f.name));
         }
-        self.check_code(&f).await?;
+        if check {
+            self.check_code(&f).await?;
+        }
         self.inner.store.insert_function(&f).await?;
         let f = Arc::new(f);
         self.inner.functions.write().insert(f.name.clone(), f.clone());
@@ -308,6 +323,15 @@ impl Engine {
         };
         let record = Arc::new(record);
         self.inner.store.record_execution((*record).clone()).await?;
+        let labels = [
+            ("function", record.function.clone()),
+            ("runtime", record.runtime.to_string()),
+            ("language", record.language.to_string()),
+            ("status", record.status.to_string()),
+            ("start", if record.cold_start { "cold" } else { "warm" }.to_string()),
+        ];
+        metrics::counter!("fnbox_invocations_total", &labels).increment(1);
+        metrics::histogram!("fnbox_invocation_duration_seconds", &labels).record(record.duration_ms / 1000.0);
         let _ = self.inner.executions.send(record);
         Ok(exec)
     }

@@ -6,6 +6,8 @@ pub enum EngineError {
     FunctionNotFound(String),
     #[error("execution `{0}` not found")]
     ExecutionNotFound(String),
+    #[error("comparison `{0}` not found")]
+    ComparisonNotFound(String),
     #[error("a function named `{0}` already exists")]
     Conflict(String),
     /// The request broke one or more rules; each names its field.

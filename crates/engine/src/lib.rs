@@ -3,8 +3,10 @@
 
 mod engine;
 mod error;
+mod insights;
 pub mod templates;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
+pub use insights::{Comparison, ComparisonSide, ErrorGroup};
 pub use fnbox_sandbox::{PoolStats, RuntimeHealth};

@@ -3,7 +3,10 @@
 use rusqlite::Connection;
 
 /// (version, name, sql). Append only: a released migration is never edited.
-const SQLITE: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "comparisons", include_str!("../migrations/sqlite/0002_comparisons.sql")),
+];
 
 pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
     conn.execute_batch(

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Function, Store, StoreError};
+use fnbox_core::metrics::{MetricsFilter, Sample};
+use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Failure, Function, Store, StoreError};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
@@ -289,6 +290,33 @@ fn function_params(f: &Function) -> Result<[Box<dyn rusqlite::ToSql + Send>; 14]
     ])
 }
 
+fn col_str<'a>(r: &'a Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
+    r.get_ref(i).and_then(|v| v.as_str().map_err(|e| parse_err(i, e.to_string())))
+}
+
+/// WHERE clause and arguments for a metrics filter.
+fn metrics_where(f: &MetricsFilter) -> (String, Vec<Box<dyn rusqlite::ToSql + Send>>) {
+    let mut sql = String::from(" WHERE 1=1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql + Send>> = Vec::new();
+    if let Some(v) = &f.function {
+        args.push(Box::new(v.clone()));
+        sql.push_str(&format!(" AND function_name = ?{}", args.len()));
+    }
+    if let Some(v) = f.runtime {
+        args.push(Box::new(v.as_str()));
+        sql.push_str(&format!(" AND runtime = ?{}", args.len()));
+    }
+    if let Some(v) = f.language {
+        args.push(Box::new(v.as_str()));
+        sql.push_str(&format!(" AND language = ?{}", args.len()));
+    }
+    if let Some(v) = f.since {
+        args.push(Box::new(v.timestamp_millis()));
+        sql.push_str(&format!(" AND started_ms >= ?{}", args.len()));
+    }
+    (sql, args)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
@@ -408,6 +436,116 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError> {
+        let (cond, args) = metrics_where(filter);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT function_name, runtime, language, status, error_type, started_ms, duration_ms, exec_ms,
+                        memory_bytes, cold_start FROM executions{cond}"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
+            // Borrowed reads: no allocation per row for the enum columns.
+            let text = |r: &Row<'_>, i: usize| -> rusqlite::Result<String> {
+                Ok(r.get_ref(i)?.as_str().map_err(|e| parse_err(i, e.to_string()))?.to_owned())
+            };
+            let rows = stmt.query_map(refs.as_slice(), |r| {
+                Ok(Sample {
+                    function: text(r, 0)?,
+                    runtime: col_str(r, 1)?.parse().map_err(|e: String| parse_err(1, e))?,
+                    language: col_str(r, 2)?.parse().map_err(|e: String| parse_err(2, e))?,
+                    status: col_str(r, 3)?.parse().map_err(|e: String| parse_err(3, e))?,
+                    error_type: r.get(4)?,
+                    started_ms: r.get(5)?,
+                    duration_ms: r.get(6)?,
+                    exec_ms: r.get(7)?,
+                    memory_bytes: r.get::<_, Option<i64>>(8)?.map(|m| m.max(0) as u64),
+                    cold_start: r.get(9)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn failures(&self, filter: &MetricsFilter) -> Result<Vec<Failure>, StoreError> {
+        let (cond, args) = metrics_where(filter);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT id, function_name, started_at, error FROM executions{cond} AND status != 'success' ORDER BY id"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
+            let rows = stmt.query_map(refs.as_slice(), |r| {
+                let id: String = r.get(0)?;
+                let error: Option<String> = r.get(3)?;
+                Ok(Failure {
+                    id: Uuid::parse_str(&id).map_err(|e| parse_err(0, e.to_string()))?,
+                    function: r.get(1)?,
+                    started_at: parse_time(2, &r.get::<_, String>(2)?)?,
+                    error: error.and_then(|s| serde_json::from_str(&s).ok()),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn prune_executions(&self, before: Option<DateTime<Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            let mut n = 0;
+            if let Some(t) = before {
+                n += conn.execute("DELETE FROM executions WHERE started_ms < ?1", [t.timestamp_millis()]).map_err(backend)?;
+            }
+            if let Some(max) = keep_max {
+                n += conn
+                    .execute(
+                        "DELETE FROM executions WHERE id IN (SELECT id FROM executions ORDER BY id DESC LIMIT -1 OFFSET ?1)",
+                        [max as i64],
+                    )
+                    .map_err(backend)?;
+            }
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn insert_comparison(&self, id: Uuid, function: &str, body: &serde_json::Value) -> Result<(), StoreError> {
+        let (id, function, body) = (id.to_string(), function.to_owned(), body.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO comparisons (id, function, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id, function, Utc::now().to_rfc3339(), body],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_comparisons(&self, limit: u32) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM comparisons ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map([i64::from(limit)], |r| {
+                let body: String = r.get(0)?;
+                serde_json::from_str(&body).map_err(|e| parse_err(0, e.to_string()))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn get_comparison(&self, id: Uuid) -> Result<Option<serde_json::Value>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row("SELECT body FROM comparisons WHERE id = ?1", [id.to_string()], |r| {
+                let body: String = r.get(0)?;
+                serde_json::from_str(&body).map_err(|e| parse_err(0, e.to_string()))
+            })
+            .optional()
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -501,5 +639,67 @@ mod tests {
         let one = store.get_execution(ids[7]).await.expect("get").expect("present");
         assert_eq!(one.output, Some(serde_json::json!([1, "two"])));
         assert_eq!(one.memory_bytes, Some(1 << 20));
+    }
+}
+
+#[cfg(test)]
+mod scale {
+    use super::*;
+    use fnbox_core::{ExecutionStatus, Language, Runtime};
+    use std::time::Instant;
+
+    /// The summary over 100,000 recorded executions must answer in under 200 ms (release).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn summary_over_100k_executions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(dir.path(), SyncMode::Normal).expect("open"));
+        let t0 = Instant::now();
+        let mut handles = Vec::new();
+        for chunk in 0..100 {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..1000u32 {
+                    let n = chunk * 1000 + i;
+                    let status = if n % 10 == 0 { ExecutionStatus::Error } else { ExecutionStatus::Success };
+                    let e = Execution {
+                        id: Uuid::now_v7(),
+                        function: format!("f{}", n % 20),
+                        version: 1,
+                        runtime: if n % 2 == 0 { Runtime::Docker } else { Runtime::Gvisor },
+                        language: Language::Python,
+                        input: "{\"n\":1}".into(),
+                        output: Some(serde_json::json!(n)),
+                        output_truncated: false,
+                        status,
+                        error: (status == ExecutionStatus::Error).then(|| ErrorInfo::new("ValueError", "bad")),
+                        logs: "a log line\n".into(),
+                        started_at: Utc::now(),
+                        duration_ms: f64::from(n % 997) / 10.0,
+                        exec_ms: Some(0.05),
+                        memory_bytes: Some(8 << 20),
+                        cold_start: n % 100 == 0,
+                    };
+                    store.record_execution(e).await.expect("record");
+                }
+            }));
+        }
+        for h in handles {
+            h.await.expect("join");
+        }
+        let write_s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let samples = store.samples(&fnbox_core::metrics::MetricsFilter::default()).await.expect("samples");
+        let fetch_ms = t1.elapsed().as_secs_f64() * 1000.0;
+        let summary = fnbox_core::metrics::summarize(&samples);
+        let ms = t1.elapsed().as_secs_f64() * 1000.0;
+        println!(
+            "recorded 100000 executions in {write_s:.2} s ({:.0}/s); summary over them in {ms:.1} ms ({fetch_ms:.1} ms reading)",
+            100000.0 / write_s
+        );
+        assert_eq!(samples.len(), 100_000);
+        assert_eq!(summary.len(), 20);
+        assert_eq!(summary.iter().map(|s| s.invocations).sum::<usize>(), 100_000);
+        let limit = if cfg!(debug_assertions) { 2000.0 } else { 200.0 };
+        assert!(ms < limit, "summary took {ms:.1} ms");
     }
 }

@@ -1,8 +1,10 @@
 //! One file per API resource.
 
+mod comparisons;
 mod executions;
 mod functions;
 mod health;
+mod metrics;
 mod pools;
 mod templates;
 
@@ -22,6 +24,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/templates", get(templates::list))
         .route("/api/v1/pools", get(pools::stats))
+        .route("/api/v1/functions/{name}/compare", post(comparisons::compare))
+        .route("/api/v1/comparisons", get(comparisons::list))
+        .route("/api/v1/comparisons/{id}", get(comparisons::get))
+        .route("/api/v1/metrics/summary", get(metrics::summary))
+        .route("/api/v1/metrics/timeseries", get(metrics::timeseries))
+        .route("/api/v1/errors", get(metrics::errors))
+        .route("/metrics", get(metrics::prometheus))
         .route("/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::file))
         .fallback(|| async { crate::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })

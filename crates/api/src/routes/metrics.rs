@@ -1,0 +1,72 @@
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use fnbox_core::metrics::{parse_bucket, Bucket, MetricsFilter, Summary};
+use fnbox_engine::ErrorGroup;
+use serde::Deserialize;
+
+use crate::extract::Query;
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    function: Option<String>,
+    runtime: Option<String>,
+    language: Option<String>,
+    since: Option<String>,
+    bucket: Option<String>,
+}
+
+fn bad(name: &str, msg: impl std::fmt::Display) -> ApiError {
+    ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", format!("{name}: {msg}"))
+}
+
+impl MetricsQuery {
+    fn filter(&self) -> Result<MetricsFilter, ApiError> {
+        let nonempty = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());
+        Ok(MetricsFilter {
+            function: nonempty(&self.function),
+            runtime: nonempty(&self.runtime).map(|s| s.parse()).transpose().map_err(|e| bad("runtime", e))?,
+            language: nonempty(&self.language).map(|s| s.parse()).transpose().map_err(|e| bad("language", e))?,
+            since: nonempty(&self.since)
+                .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)))
+                .transpose()
+                .map_err(|e| bad("since", format!("expected an RFC 3339 time ({e})")))?,
+        })
+    }
+}
+
+/// Per (function, runtime): counts, success rate, nearest-rank percentiles of duration, exec
+/// time and memory, cold vs warm latency.
+pub async fn summary(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<Summary>>, ApiError> {
+    Ok(Json(s.engine.summary(&q.filter()?).await?))
+}
+
+pub async fn timeseries(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<Bucket>>, ApiError> {
+    let bucket = parse_bucket(q.bucket.as_deref().unwrap_or("1m")).map_err(|e| bad("bucket", e))?;
+    Ok(Json(s.engine.timeseries(&q.filter()?, bucket).await?))
+}
+
+pub async fn errors(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<ErrorGroup>>, ApiError> {
+    Ok(Json(s.engine.errors(&q.filter()?).await?))
+}
+
+/// Prometheus text exposition. Pool gauges are read at scrape time.
+pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
+    let stats = s.engine.pool_stats();
+    for f in &stats.functions {
+        let labels = [("function", f.function.clone())];
+        metrics::gauge!("fnbox_pool_idle_sandboxes", &labels).set(f.idle as f64);
+        metrics::gauge!("fnbox_pool_busy_sandboxes", &labels).set(f.busy as f64);
+        metrics::gauge!("fnbox_queue_depth", &labels).set(f.queued as f64);
+    }
+    for (key, n) in &stats.generic {
+        metrics::gauge!("fnbox_prewarmed_sandboxes", "key" => key.clone()).set(*n as f64);
+    }
+    metrics::counter!("fnbox_sandboxes_started_total").absolute(stats.sandboxes_started);
+    metrics::counter!("fnbox_cold_starts_total").absolute(stats.cold_starts);
+    metrics::counter!("fnbox_prewarmed_cold_starts_total").absolute(stats.prewarmed_cold_starts);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus.render())
+}

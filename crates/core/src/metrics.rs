@@ -1,0 +1,205 @@
+//! Aggregates over recorded executions. Percentiles use the nearest-rank method over the
+//! exact recorded values: p = the smallest value with at least p% of samples at or below it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{ExecutionStatus, Language, Runtime};
+
+/// The numbers of one execution, without its payloads: what aggregates are made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub function: String,
+    pub runtime: Runtime,
+    pub language: Language,
+    pub status: ExecutionStatus,
+    pub error_type: Option<String>,
+    pub started_ms: i64,
+    pub duration_ms: f64,
+    pub exec_ms: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub cold_start: bool,
+}
+
+/// Which executions an aggregate covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsFilter {
+    pub function: Option<String>,
+    pub runtime: Option<Runtime>,
+    pub language: Option<Language>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub count: usize,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub mean: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Distribution {
+    pub fn of(mut values: Vec<f64>) -> Distribution {
+        values.retain(|v| v.is_finite());
+        values.sort_by(|a, b| a.total_cmp(b));
+        let count = values.len();
+        Distribution {
+            count,
+            p50: percentile(&values, 50.0),
+            p90: percentile(&values, 90.0),
+            p99: percentile(&values, 99.0),
+            mean: (count > 0).then(|| values.iter().sum::<f64>() / count as f64),
+            max: values.last().copied(),
+        }
+    }
+}
+
+/// Aggregates of one (function, runtime).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub function: String,
+    pub runtime: Runtime,
+    pub language: Language,
+    pub invocations: usize,
+    pub successes: usize,
+    pub success_rate: f64,
+    pub by_status: BTreeMap<String, usize>,
+    pub by_error_type: BTreeMap<String, usize>,
+    pub duration_ms: Distribution,
+    pub exec_ms: Distribution,
+    pub memory_bytes: Distribution,
+    pub cold_starts: usize,
+    pub cold_duration_ms: Distribution,
+    pub warm_duration_ms: Distribution,
+}
+
+pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
+    let mut groups: BTreeMap<(&str, Runtime), Vec<&Sample>> = BTreeMap::new();
+    for s in samples {
+        groups.entry((s.function.as_str(), s.runtime)).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .map(|((function, runtime), g)| {
+            let function = function.to_owned();
+            let successes = g.iter().filter(|s| s.status == ExecutionStatus::Success).count();
+            let mut by_status = BTreeMap::new();
+            let mut by_error_type = BTreeMap::new();
+            for s in &g {
+                *by_status.entry(s.status.to_string()).or_insert(0) += 1;
+                if let Some(t) = &s.error_type {
+                    *by_error_type.entry(t.clone()).or_insert(0) += 1;
+                }
+            }
+            let durations = |pred: &dyn Fn(&Sample) -> bool| -> Vec<f64> {
+                g.iter().filter(|s| pred(s)).map(|s| s.duration_ms).collect()
+            };
+            Summary {
+                language: g[0].language,
+                invocations: g.len(),
+                successes,
+                success_rate: successes as f64 / g.len() as f64,
+                by_status,
+                by_error_type,
+                duration_ms: Distribution::of(durations(&|_| true)),
+                exec_ms: Distribution::of(g.iter().filter_map(|s| s.exec_ms).collect()),
+                memory_bytes: Distribution::of(g.iter().filter_map(|s| s.memory_bytes.map(|m| m as f64)).collect()),
+                cold_starts: g.iter().filter(|s| s.cold_start).count(),
+                cold_duration_ms: Distribution::of(durations(&|s| s.cold_start)),
+                warm_duration_ms: Distribution::of(durations(&|s| !s.cold_start)),
+                function,
+                runtime,
+            }
+        })
+        .collect()
+}
+
+/// One time bucket of one runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub runtime: Runtime,
+    pub count: usize,
+    pub errors: usize,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+}
+
+pub fn timeseries(samples: &[Sample], bucket_ms: i64) -> Vec<Bucket> {
+    let bucket_ms = bucket_ms.max(1);
+    let mut groups: BTreeMap<(i64, Runtime), Vec<&Sample>> = BTreeMap::new();
+    for s in samples {
+        groups.entry((s.started_ms.div_euclid(bucket_ms) * bucket_ms, s.runtime)).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .map(|((start, runtime), g)| {
+            let mut d: Vec<f64> = g.iter().map(|s| s.duration_ms).collect();
+            d.sort_by(|a, b| a.total_cmp(b));
+            Bucket {
+                start: Utc.timestamp_millis_opt(start).single().unwrap_or_default(),
+                runtime,
+                count: g.len(),
+                errors: g.iter().filter(|s| s.status != ExecutionStatus::Success).count(),
+                p50_ms: percentile(&d, 50.0),
+                p99_ms: percentile(&d, 99.0),
+                peak_memory_bytes: g.iter().filter_map(|s| s.memory_bytes).max(),
+            }
+        })
+        .collect()
+}
+
+/// Parses `10s`, `1m`, `5m`, `1h`, `1d` into milliseconds.
+pub fn parse_bucket(s: &str) -> Result<i64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 1m, 1h"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" | "" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
+    };
+    if n <= 0 {
+        return Err(format!("`{s}` must be positive"));
+    }
+    Ok(n * unit_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 1.0), Some(7.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0], 50.0), Some(2.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn buckets_parse() {
+        assert_eq!(parse_bucket("10s"), Ok(10_000));
+        assert_eq!(parse_bucket("5m"), Ok(300_000));
+        assert!(parse_bucket("0m").is_err());
+        assert!(parse_bucket("1y").is_err());
+    }
+}
