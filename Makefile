@@ -4,7 +4,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: setup build run test test-rust test-runtimes test-examples bench ui-vendor
+.PHONY: setup build run test test-deps test-rust test-runtimes test-examples bench ui-vendor
 
 ## setup: install what is missing (docker.io, runsc, mmdebstrap), start dockerd, build images and the binary
 setup:
@@ -21,7 +21,10 @@ run: setup
 	@./target/release/fnbox serve --addr $(ADDR) --data-dir $(DATA_DIR)
 
 ## test: setup, then the whole suite against real dockerd with runc and runsc
-test: setup test-runtimes test-examples test-rust
+test: setup test-deps test-runtimes test-examples test-rust
+
+test-deps:
+	@bash scripts/test-deps.sh
 
 test-runtimes:
 	@echo "==> bootstrap protocol tests (python3, node)"

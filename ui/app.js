@@ -409,12 +409,12 @@ pages.executions = async (main) => {
 };
 
 // ---------- charts ----------
-function timeChart(el, title, series, data, yLabel) {
+function timeChart(el, title, series, data, yLabel, xRange) {
   el.innerHTML = "";
   const width = Math.max(280, el.clientWidth || 600);
   const opts = {
     title, width, height: 240,
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: () => xRange } },
     axes: [{}, { label: yLabel, size: 60 }],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: true, size: 4 }, spanGaps: true }))],
   };
@@ -501,8 +501,9 @@ pages.dashboard = async (main) => {
         lat.push({ label: `${rt} p99`, color: color[rt] + "88" }); latData.push(col(rt, "p99_ms"));
         mem.push({ label: `${rt} peak`, color: color[rt] }); memData.push(col(rt, "peak_memory_bytes").map((v) => (v == null ? null : v / 1048576)));
       }
-      timeChart($("#chart-latency"), "Latency (ms)", lat, latData, "ms");
-      timeChart($("#chart-memory"), "Peak memory (MB)", mem, memData, "MB");
+      const xRange = [Date.parse(since) / 1000, Date.now() / 1000];
+      timeChart($("#chart-latency"), "Latency (ms)", lat, latData, "ms", xRange);
+      timeChart($("#chart-memory"), "Peak memory (MB)", mem, memData, "MB", xRange);
     } else {
       $("#chart-latency").innerHTML = `<div class="empty">No executions in this range.</div>`;
       $("#chart-memory").innerHTML = "";

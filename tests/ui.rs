@@ -1,0 +1,213 @@
+//! The web UI in a real browser (Debian's Chromium through ChromeDriver): create a function
+//! from the Fibonacci template, run it from the generated form, see the dashboard chart and a
+//! runtime comparison, and see field errors where they belong. Screenshots of every page go to
+//! target/ui-screenshots/.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed by `make test` (scripts/test-deps.sh)");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Driver { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("browser session")
+}
+
+/// Polls a JavaScript expression until it is truthy; returns its value.
+async fn wait_js(c: &Client, expr: &str, what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = c.execute(&format!("return ({expr});"), vec![]).await.unwrap_or(Value::Null);
+        let truthy = !matches!(v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
+        if truthy {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what} ({expr})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn set_value(c: &Client, css: &str, value: &str) {
+    c.execute(
+        "const el = document.querySelector(arguments[0]); el.value = arguments[1]; el.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+        vec![json!(css), json!(value)],
+    )
+    .await
+    .expect("set value");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_end_to_end() {
+    let server = TestServer::start(&[]).await;
+    server.require_runtimes().await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = server.url.clone();
+
+    // Functions page, empty.
+    c.goto(&format!("{base}/#/functions")).await.expect("open");
+    wait_js(&c, "document.querySelector('#fn-table .empty, #fn-table table')", "functions table").await;
+    shot(&c, "01-functions-empty").await;
+
+    // Create from the Fibonacci template (Python).
+    c.goto(&format!("{base}/#/create")).await.expect("open create");
+    wait_js(&c, "document.querySelectorAll('#template option').length > 1", "templates").await;
+    let idx = wait_js(
+        &c,
+        "[...document.querySelectorAll('#template option')].findIndex(o => o.textContent === 'Fibonacci (python)')",
+        "fibonacci template",
+    )
+    .await;
+    let value = c
+        .execute("return document.querySelectorAll('#template option')[arguments[0]].value;", vec![idx])
+        .await
+        .expect("option value");
+    set_value(&c, "#template", value.as_str().unwrap_or("")).await;
+    wait_js(&c, "document.querySelector('#code').textContent.includes('fibonacci')", "template code in the editor").await;
+    let name_input = c.find(Locator::Css("#name")).await.expect("name");
+    name_input.clear().await.expect("clear");
+    name_input.send_keys("fib-ui").await.expect("type name");
+    shot(&c, "02-create-fibonacci").await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click create");
+
+    // Execute page with a generated form: field `n` prefilled with 10 from the sample input.
+    wait_js(&c, "location.hash === '#/execute/fib-ui' && document.querySelector('#in-n')", "execute form").await;
+    let n = c.execute("return document.querySelector('#in-n').value;", vec![]).await.expect("n");
+    assert_eq!(n, json!("10"));
+    c.find(Locator::Css("#run")).await.expect("run").click().await.expect("click run");
+    let out = wait_js(&c, "document.querySelector('#output') && document.querySelector('#output').textContent", "output").await;
+    assert_eq!(out.as_str().map(str::trim), Some("55"), "the page shows the result");
+    let stats = c.execute("return document.querySelector('#result-stats').textContent;", vec![]).await.expect("stats");
+    let stats = stats.as_str().unwrap_or("");
+    for word in ["success", "Duration", "Memory", "cold"] {
+        assert!(stats.contains(word), "result shows {word}: {stats}");
+    }
+    shot(&c, "03-execute-result").await;
+    // A few more runs for the charts.
+    for _ in 0..5 {
+        c.find(Locator::Css("#run")).await.expect("run").click().await.expect("click run");
+        wait_js(&c, "!document.querySelector('#run').disabled && document.querySelector('#output')", "run done").await;
+    }
+
+    // Executions, live.
+    c.goto(&format!("{base}/#/executions")).await.expect("open executions");
+    wait_js(&c, "document.querySelectorAll('#exec-rows tr[data-id]').length >= 6", "execution rows").await;
+    server.invoke("fib-ui", &json!({"n": 3})).await;
+    wait_js(&c, "document.querySelectorAll('#exec-rows tr[data-id]').length >= 7", "a live row from the event stream").await;
+    shot(&c, "04-executions").await;
+
+    // Dashboard: a chart drawn with data.
+    c.goto(&format!("{base}/#/dashboard")).await.expect("open dashboard");
+    let points = wait_js(&c, "document.querySelector('#chart-latency .uplot canvas') && Number(document.querySelector('#chart-latency').dataset.points)", "latency chart").await;
+    assert!(points.as_f64().unwrap_or(0.0) >= 1.0, "chart has data points: {points}");
+    let inv = c.execute("return document.querySelector('#stat-invocations').textContent;", vec![]).await.expect("inv");
+    assert_eq!(inv, json!("7"));
+    shot(&c, "05-dashboard").await;
+
+    // Compare runtimes: both sides shown.
+    c.goto(&format!("{base}/#/compare")).await.expect("open compare");
+    wait_js(&c, "document.querySelector('#c-function option')", "compare form").await;
+    set_value(&c, "#c-iterations", "3").await;
+    c.find(Locator::Css("#c-run")).await.expect("compare").click().await.expect("click compare");
+    let table = wait_js(&c, "document.querySelector('#ratio-table') && document.querySelector('#ratio-table').textContent", "ratio table").await;
+    let table = table.as_str().unwrap_or("");
+    assert!(table.contains("Docker") && table.contains("gVisor") && table.contains("Cold start"), "{table}");
+    let bars = c.execute("return document.querySelectorAll('#comparison .fill.docker').length + ',' + document.querySelectorAll('#comparison .fill.gvisor').length;", vec![]).await.expect("bars");
+    assert_eq!(bars, json!("6,6"), "a bar per figure for each runtime");
+    wait_js(&c, "document.querySelectorAll('#c-past [data-cmp]').length === 1", "comparison listed").await;
+    shot(&c, "06-compare").await;
+
+    // Field errors next to their fields: a syntax error (with its line) and a bad timeout.
+    c.goto(&format!("{base}/#/create")).await.expect("open create");
+    wait_js(&c, "document.querySelector('#code')", "editor").await;
+    c.execute("document.querySelector('#code').textContent = 'def handler(event):\\n    return (1 +\\n'; return true;", vec![]).await.expect("code");
+    set_value(&c, "#name", "bad-ui").await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click");
+    let err = wait_js(&c, "document.querySelector('#err-code').textContent", "code error").await;
+    assert!(err.as_str().unwrap_or("").contains("SyntaxError"), "{err}");
+    let bad_line = wait_js(&c, "document.querySelector('#gutter .bad') && document.querySelector('#gutter .bad').textContent", "marked line").await;
+    assert!(bad_line.as_str().unwrap_or("").parse::<u32>().is_ok(), "{bad_line}");
+    shot(&c, "07-syntax-error").await;
+    c.execute("document.querySelector('#code').textContent = 'def handler(event):\\n    return 1\\n'; return true;", vec![]).await.expect("code");
+    set_value(&c, "#timeout_ms", "5").await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click");
+    let err = wait_js(&c, "document.querySelector('#err-timeout_ms').textContent", "timeout error").await;
+    assert!(err.as_str().unwrap_or("").contains("between 100 and 300000"), "{err}");
+    let invalid = c.execute("return document.querySelector('#timeout_ms').closest('.field').classList.contains('invalid');", vec![]).await.expect("invalid");
+    assert_eq!(invalid, json!(true));
+    shot(&c, "08-bad-timeout").await;
+
+    // Phone-sized layout: the menu collapses behind a button.
+    c.set_window_size(390, 844).await.expect("resize");
+    c.goto(&format!("{base}/#/functions")).await.expect("open");
+    wait_js(&c, "document.querySelector('#fn-table table')", "functions table").await;
+    let menu = c.execute("return getComputedStyle(document.querySelector('#menu-toggle')).display;", vec![]).await.expect("menu");
+    assert_ne!(menu, json!("none"), "menu button on a phone");
+    shot(&c, "09-phone").await;
+
+    // Nothing was loaded from anywhere but this server.
+    let foreign = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin));",
+            vec![],
+        )
+        .await
+        .expect("resources");
+    assert_eq!(foreign, json!([]), "external requests: {foreign}");
+    c.close().await.expect("close browser");
+}
