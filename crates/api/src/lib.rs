@@ -60,17 +60,34 @@ pub fn router(engine: Engine) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish (up to 30 s).
+/// How long open connections (a browser's event stream, a slow client) may hold up shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for up to
+/// [`SHUTDOWN_GRACE`]; long-lived streams are cut after that so fnbox can clean up and exit.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Engine,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(engine);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     tokio::select! {
         r = server => r,
-        // Only reached if graceful shutdown hangs; long-polls must not hold the process forever.
-        _ = async { std::future::pending::<()>().await; tokio::time::sleep(Duration::from_secs(30)).await } => Ok(()),
+        _ = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("connections still open {} s after the shutdown signal; closing them", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
     }
 }
