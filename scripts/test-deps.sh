@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# What only the test suite needs on the host: Chromium and ChromeDriver for the browser test.
+# What only the test suite needs on the host: Chromium and ChromeDriver for the browser test,
+# and a Python venv with an OpenAPI validator.
 # Idempotent and quick when they are already there.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+export DEBIAN_FRONTEND=noninteractive
 if ((${#missing[@]} == 0)); then
     echo "[test-deps] chromium and chromedriver: already installed"
-    exit 0
+else
+    echo "[test-deps] installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    echo "[test-deps] installed: $(chromium --version 2>/dev/null), $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"
 fi
-echo "[test-deps] installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "[test-deps] installed: $(chromium --version 2>/dev/null), $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"
+cd "$(dirname "$0")/.."
+
+# A Python venv with the OpenAPI validator the API test runs (PyPI), under target/.
+VENV=target/test-venv
+if [[ -x $VENV/bin/python ]] && $VENV/bin/python -c "import openapi_spec_validator" 2>/dev/null; then
+    echo "[test-deps] openapi-spec-validator: already installed in $VENV"
+else
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
+        echo "[test-deps] installing python3-venv"
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+    echo "[test-deps] creating $VENV with openapi-spec-validator"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check openapi-spec-validator
+fi

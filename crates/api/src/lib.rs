@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 mod ui;
 
@@ -13,7 +14,8 @@ use fnbox_engine::Engine;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use openapi::ApiDoc;
 
 #[derive(Clone)]
 pub struct AppState {

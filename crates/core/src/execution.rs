@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{Language, Runtime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     Success,
@@ -52,7 +52,7 @@ impl FromStr for ExecutionStatus {
 }
 
 /// What went wrong, as the user should read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorInfo {
     /// Exception class or fnbox error kind, e.g. `ZeroDivisionError`, `Timeout`, `SerializationError`.
     #[serde(rename = "type")]
@@ -73,7 +73,7 @@ impl ErrorInfo {
 }
 
 /// The record of one invocation. Written to the store before the caller gets an answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Execution {
     pub id: Uuid,
     pub function: String,

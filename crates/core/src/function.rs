@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The language a function is written in; selects the runtime image and bootstrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Python,
@@ -45,7 +45,7 @@ impl FromStr for Language {
 }
 
 /// The sandbox technology: plain Docker (runc) or gVisor (runsc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     Docker,
@@ -90,7 +90,7 @@ impl FromStr for Runtime {
 
 /// A stored function. `version` grows by one each time its code or settings change,
 /// and every execution records the version it ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Function {
     pub id: Uuid,
     pub name: String,
@@ -111,7 +111,7 @@ pub struct Function {
 }
 
 /// What a user sends to create a function. Everything but name, language and code has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
     pub name: String,
@@ -138,7 +138,7 @@ fn default_runtime() -> Runtime {
 }
 
 /// A partial update; absent fields keep their value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionPatch {
     pub description: Option<String>,

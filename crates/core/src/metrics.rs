@@ -41,7 +41,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Distribution {
     pub count: usize,
     pub p50: Option<f64>,
@@ -68,7 +68,7 @@ impl Distribution {
 }
 
 /// Aggregates of one (function, runtime).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub function: String,
     pub runtime: Runtime,
@@ -128,7 +128,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
 }
 
 /// One time bucket of one runtime.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Bucket {
     pub start: DateTime<Utc>,
     pub runtime: Runtime,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::{Engine, EngineError};
 
 /// Failures that share a function, an error type and a message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorGroup {
     pub function: String,
     pub error_type: String,
@@ -27,7 +27,7 @@ pub struct ErrorGroup {
 }
 
 /// One runtime's side of a comparison.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ComparisonSide {
     pub runtime: Runtime,
     pub cold_start_ms: f64,
@@ -42,7 +42,7 @@ pub struct ComparisonSide {
     pub warm_durations_ms: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comparison {
     pub id: Uuid,
     pub function: String,

@@ -23,7 +23,7 @@ struct ManifestEntry {
 }
 
 /// One example in one language, ready to be created as a function.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Template {
     pub slug: String,
     pub title: String,

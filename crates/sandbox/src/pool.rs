@@ -107,7 +107,7 @@ struct FunctionPool {
 }
 
 /// What the pools hold right now, for `/metrics` and the UI.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct PoolStats {
     pub functions: Vec<FunctionPoolStats>,
     pub generic: BTreeMap<String, usize>,
@@ -116,7 +116,7 @@ pub struct PoolStats {
     pub prewarmed_cold_starts: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunctionPoolStats {
     pub function: String,
     pub version: u32,

@@ -7,12 +7,14 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::extract::Json as Body;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorBody};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
+    /// The event (default: the function's sample input).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     input: Option<Box<RawValue>>,
     #[serde(default = "default_iterations")]
     iterations: u32,
@@ -29,6 +31,12 @@ fn default_concurrency() -> u32 {
 
 /// Runs the function's code and input on Docker and on gVisor and returns the figures side
 /// by side, with gVisor/Docker ratios. Stored; listed by `GET /api/v1/comparisons`.
+#[utoipa::path(post, operation_id = "compareRuntimes", path = "/api/v1/functions/{name}/compare", tag = "metrics", params(("name" = String, Path)),
+    request_body = CompareRequest,
+    responses((status = 201, description = "Created", body = Comparison), (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such function", body = ErrorBody),
+        (status = 422, description = "iterations or concurrency out of range", body = ErrorBody),
+        (status = 503, description = "A runtime is unavailable", body = ErrorBody)))]
 pub async fn compare(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -46,10 +54,13 @@ pub async fn compare(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
+#[utoipa::path(get, operation_id = "listComparisons", path = "/api/v1/comparisons", tag = "metrics", responses((status = 200, description = "OK", body = Vec<Comparison>)))]
 pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     Ok(Json(s.engine.comparisons(100).await?))
 }
 
+#[utoipa::path(get, operation_id = "getComparison", path = "/api/v1/comparisons/{id}", tag = "metrics", params(("id" = String, Path)),
+    responses((status = 200, description = "OK", body = Comparison), (status = 404, description = "No such comparison", body = ErrorBody)))]
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "comparison_not_found", format!("comparison `{id}` not found"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;

@@ -11,10 +11,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::extract::Query;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorBody};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     function: Option<String>,
     status: Option<String>,
@@ -49,11 +50,16 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(get, operation_id = "listExecutions", path = "/api/v1/executions", tag = "executions", params(ListQuery),
+    responses((status = 200, description = "Newest first", body = Vec<Execution>),
+        (status = 400, description = "Bad query parameter", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Execution>>, ApiError> {
     let filter = q.into_filter()?;
     Ok(Json(state.engine.executions(&filter).await?))
 }
 
+#[utoipa::path(get, operation_id = "getExecution", path = "/api/v1/executions/{id}", tag = "executions", params(("id" = String, Path)),
+    responses((status = 200, description = "OK", body = Execution), (status = 404, description = "No such execution", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Execution>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::new(axum::http::StatusCode::NOT_FOUND, "execution_not_found", format!("execution `{id}` not found")))?;
@@ -62,6 +68,8 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 
 /// Server-sent events: one `execution` event per recorded execution, as it is recorded.
 /// A client too slow to keep up gets a `lagged` event with the number it missed.
+#[utoipa::path(get, operation_id = "streamExecutions", path = "/api/v1/executions/stream", tag = "executions",
+    responses((status = 200, description = "text/event-stream: an `execution` event (an Execution) per recorded execution", content_type = "text/event-stream", body = String)))]
 pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.engine.subscribe();
     let events = futures_util::stream::unfold(rx, |mut rx| async move {

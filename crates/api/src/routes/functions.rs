@@ -8,12 +8,20 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::extract::{body_bytes, Json};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorBody};
 
+#[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions",
+    responses((status = 200, description = "Every function, by name", body = Vec<Function>)))]
 pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>>> {
     axum::Json(state.engine.list_functions())
 }
 
+#[utoipa::path(post, operation_id = "createFunction", path = "/api/v1/functions", tag = "functions", request_body = FunctionSpec,
+    responses((status = 201, description = "Created", body = Function),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "A function with this name exists", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Json(spec): Json<FunctionSpec>,
@@ -22,10 +30,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(f)))
 }
 
+#[utoipa::path(get, operation_id = "getFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
+    responses((status = 200, description = "OK", body = Function), (status = 404, description = "No such function", body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<axum::Json<Arc<Function>>, ApiError> {
     Ok(axum::Json(state.engine.get_function(&name)?))
 }
 
+#[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
+    request_body = FunctionPatch,
+    responses((status = 200, description = "Updated; a change to code or settings makes a new version", body = Function),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such function", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -34,13 +51,16 @@ pub async fn update(
     Ok(axum::Json(state.engine.update_function(&name, patch).await?))
 }
 
+#[utoipa::path(delete, operation_id = "deleteFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
+    responses((status = 204, description = "Deleted; its executions stay on record"),
+        (status = 404, description = "No such function", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state.engine.delete_function(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The answer to an invocation: the execution as recorded (with the full output).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InvokeResponse<'a> {
     pub execution_id: uuid::Uuid,
     pub function: &'a str,
@@ -81,6 +101,14 @@ impl<'a> From<&'a Execution> for InvokeResponse<'a> {
 
 /// The request body is the event, any JSON value; an empty body is `{}`. The call answers
 /// 200 whenever the function ran (its own failure is in `status`), with `X-Fnbox-Status`.
+#[utoipa::path(post, operation_id = "invokeFunction", path = "/api/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path)),
+    request_body(content = Object, description = "The event: any JSON value (empty body = {})"),
+    responses((status = 200, description = "The function ran; its own outcome is in `status`", body = InvokeResponse),
+        (status = 400, description = "Malformed JSON input", body = ErrorBody),
+        (status = 404, description = "No such function", body = ErrorBody),
+        (status = 413, description = "Input too large", body = ErrorBody),
+        (status = 429, description = "The function's queue is full (Retry-After)", body = ErrorBody),
+        (status = 503, description = "No sandbox can be started (Retry-After)", body = ErrorBody)))]
 pub async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,

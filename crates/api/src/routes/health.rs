@@ -7,6 +7,9 @@ use crate::AppState;
 
 /// Liveness plus which runtimes can run functions right now. 200 when at least one can,
 /// 503 when none can (fnbox itself is up either way, and says why).
+#[utoipa::path(get, operation_id = "health", path = "/healthz", tag = "system",
+    responses((status = 200, description = "At least one runtime can run functions", body = Object),
+        (status = 503, description = "No runtime can run functions right now (reasons given)", body = Object)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let h = state.engine.health().await;
     let runtimes: serde_json::Map<String, Value> = h

@@ -7,10 +7,11 @@ use fnbox_engine::ErrorGroup;
 use serde::Deserialize;
 
 use crate::extract::Query;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorBody};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     function: Option<String>,
     runtime: Option<String>,
@@ -40,20 +41,30 @@ impl MetricsQuery {
 
 /// Per (function, runtime): counts, success rate, nearest-rank percentiles of duration, exec
 /// time and memory, cold vs warm latency.
+#[utoipa::path(get, operation_id = "metricsSummary", path = "/api/v1/metrics/summary", tag = "metrics", params(MetricsQuery),
+    description = "Percentiles are nearest-rank over the exact recorded values.",
+    responses((status = 200, description = "OK", body = Vec<Summary>), (status = 400, description = "Bad query parameter", body = ErrorBody)))]
 pub async fn summary(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<Summary>>, ApiError> {
     Ok(Json(s.engine.summary(&q.filter()?).await?))
 }
 
+#[utoipa::path(get, operation_id = "metricsTimeseries", path = "/api/v1/metrics/timeseries", tag = "metrics", params(MetricsQuery),
+    responses((status = 200, description = "OK", body = Vec<Bucket>), (status = 400, description = "Bad query parameter", body = ErrorBody),
+        (status = 422, description = "Too many buckets", body = ErrorBody)))]
 pub async fn timeseries(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<Bucket>>, ApiError> {
     let bucket = parse_bucket(q.bucket.as_deref().unwrap_or("1m")).map_err(|e| bad("bucket", e))?;
     Ok(Json(s.engine.timeseries(&q.filter()?, bucket).await?))
 }
 
+#[utoipa::path(get, operation_id = "listErrors", path = "/api/v1/errors", tag = "metrics", params(MetricsQuery),
+    responses((status = 200, description = "OK", body = Vec<ErrorGroup>), (status = 400, description = "Bad query parameter", body = ErrorBody)))]
 pub async fn errors(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<ErrorGroup>>, ApiError> {
     Ok(Json(s.engine.errors(&q.filter()?).await?))
 }
 
 /// Prometheus text exposition. Pool gauges are read at scrape time.
+#[utoipa::path(get, operation_id = "prometheusMetrics", path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
     let stats = s.engine.pool_stats();
     for f in &stats.functions {

@@ -1,12 +1,12 @@
 //! One file per API resource.
 
-mod comparisons;
-mod executions;
-mod functions;
-mod health;
-mod metrics;
-mod pools;
-mod templates;
+pub(crate) mod comparisons;
+pub(crate) mod executions;
+pub(crate) mod functions;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod pools;
+pub(crate) mod templates;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/metrics/timeseries", get(metrics::timeseries))
         .route("/api/v1/errors", get(metrics::errors))
         .route("/metrics", get(metrics::prometheus))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/api/docs")
+                .url("/api/openapi.json", <crate::ApiDoc as utoipa::OpenApi>::openapi()),
+        )
         .route("/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::file))
         .fallback(|| async { crate::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
