@@ -45,3 +45,8 @@ ui-vendor:
 	@cp ui/node_modules/uplot/dist/uPlot.iife.min.js ui/node_modules/uplot/dist/uPlot.min.css ui/node_modules/codejar/dist/codejar.js ui/vendor/
 	@for c in core clike python javascript json; do cp ui/node_modules/prismjs/components/prism-$$c.min.js ui/vendor/; done
 	@echo "ui/vendor refreshed"
+
+## bench: latency, throughput and memory per sandbox vs `docker run` (BENCH_ARGS=--quick for a short run)
+bench: setup
+	@$(CARGO) build --release --locked -p fnbox-bench
+	@./target/release/fnbox-bench $(BENCH_ARGS)

@@ -1,0 +1,356 @@
+//! `make bench`: starts a release fnbox, measures hello-world in Python and JavaScript on runc and
+//! on gVisor through the HTTP API — warm and cold latency, throughput at 1/4/16 clients, idle memory
+//! per warm sandbox, fnbox's own RSS — and, in the same run, the naive `docker run --rm` per call.
+//! Writes target/bench/latest.{json,md}; `--write-docs` also writes docs/BENCHMARKS.md.
+//! Percentiles are nearest-rank over every sample.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+struct Opts {
+    warm: usize,
+    cold: usize,
+    baseline: usize,
+    seconds: f64,
+    write_docs: bool,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+fn start_server() -> Result<Server> {
+    let dir = std::env::temp_dir().join(format!("fnbox-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("server.log");
+    let f = std::fs::File::create(&log)?;
+    let child = Command::new("target/release/fnbox")
+        .args(["serve", "--addr", "127.0.0.1:0", "--prewarm", "1", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn,fnbox=info")
+        .stdout(Stdio::from(f.try_clone()?))
+        .stderr(Stdio::from(f))
+        .spawn()
+        .context("run `make build` first: target/release/fnbox")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(pos) = text.find("listening on http://") {
+            let url: String = text[pos + 13..].chars().take_while(|c| !c.is_whitespace()).collect();
+            return Ok(Server { child, url, _dir: dir });
+        }
+        if Instant::now() > deadline {
+            bail!("fnbox did not start:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+const PY: &str = "def handler(event, context):\n    return 'Hello, %s!' % event.get('name', 'World')\n";
+const JS: &str = "exports.handler = async (event) => `Hello, ${event.name ?? 'World'}!`;\n";
+
+async fn call(http: &reqwest::Client, url: &str, name: &str) -> Result<(f64, Value)> {
+    let t0 = Instant::now();
+    let r = http.post(format!("{url}/api/v1/functions/{name}/invoke")).body(r#"{"name":"Bob"}"#).send().await?;
+    let status = r.status();
+    let body: Value = r.json().await?;
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() || body["output"] != json!("Hello, Bob!") {
+        bail!("unexpected answer {status}: {body}");
+    }
+    Ok((ms, body))
+}
+
+async fn create(http: &reqwest::Client, url: &str, name: &str, lang: &str, rt: &str, concurrency: u32) -> Result<()> {
+    let code = if lang == "python" { PY } else { JS };
+    let r = http
+        .post(format!("{url}/api/v1/functions"))
+        .json(&json!({"name": name, "language": lang, "runtime": rt, "code": code, "concurrency": concurrency}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("create {name}: {}", r.text().await?);
+    }
+    Ok(())
+}
+
+async fn wait_prewarmed(http: &reqwest::Client, url: &str, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{url}/api/v1/pools")).send().await {
+            if let Ok(v) = r.json::<Value>().await {
+                if v["generic"][key].as_u64().unwrap_or(0) >= 1 {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn idle_sandbox_mib(function: &str) -> f64 {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--no-trunc", "--filter", &format!("label=fnbox.function={function}")])
+        .output();
+    let ids: Vec<String> = out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()).unwrap_or_default();
+    let vals: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| std::fs::read_to_string(format!("/sys/fs/cgroup/memory/docker/{id}/memory.usage_in_bytes")).ok())
+        .filter_map(|s| s.trim().parse::<f64>().ok())
+        .collect();
+    if vals.is_empty() {
+        f64::NAN
+    } else {
+        vals.iter().sum::<f64>() / vals.len() as f64 / 1048576.0
+    }
+}
+
+fn baseline(lang: &str, runtime: &str, n: usize) -> Vec<f64> {
+    let oci = if runtime == "docker" { "runc" } else { "runsc" };
+    let (image, entry, arg) = if lang == "python" {
+        ("fnbox-python:latest", "python3", vec!["-c", "print('Hello, Bob!')"])
+    } else {
+        ("fnbox-node:latest", "node", vec!["-e", "console.log('Hello, Bob!')"])
+    };
+    (0..n)
+        .filter_map(|_| {
+            let t0 = Instant::now();
+            let ok = Command::new("docker")
+                .args(["run", "--rm", "-i", "--network", "none", "--runtime", oci, "--entrypoint", entry, image])
+                .args(&arg)
+                .stdin(Stdio::null())
+                .output()
+                .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Hello, Bob!"))
+                .unwrap_or(false);
+            ok.then(|| t0.elapsed().as_secs_f64() * 1000.0)
+        })
+        .collect()
+}
+
+async fn throughput(http: &reqwest::Client, url: &str, name: &str, clients: usize, secs: f64) -> Result<(f64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url, name) = (http.clone(), url.to_owned(), name.to_owned());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    if call(&http, &url, &name).await.is_ok() {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.await?;
+    }
+    Ok((total as f64 / t0.elapsed().as_secs_f64(), total))
+}
+
+async fn count_recorded(http: &reqwest::Client, url: &str, name: &str) -> Result<u64> {
+    let mut n = 0;
+    let mut before: Option<String> = None;
+    loop {
+        let mut q = format!("{url}/api/v1/executions?function={name}&limit=1000");
+        if let Some(b) = &before {
+            q.push_str(&format!("&before={b}"));
+        }
+        let page: Vec<Value> = http.get(q).send().await?.json().await?;
+        if page.is_empty() {
+            return Ok(n);
+        }
+        n += page.len() as u64;
+        before = page.last().and_then(|e| e["id"].as_str()).map(str::to_owned);
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let opts = Opts {
+        warm: if quick { 200 } else { 2000 },
+        cold: if quick { 5 } else { 20 },
+        baseline: if quick { 3 } else { 10 },
+        seconds: if quick { 2.0 } else { 5.0 },
+        write_docs: args.iter().any(|a| a == "--write-docs"),
+    };
+    let server = start_server()?;
+    let url = server.url.clone();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    eprintln!("fnbox at {url}");
+    let mut results = Vec::new();
+    let mut served = 0u64;
+    for (lang, rt) in [("python", "docker"), ("python", "gvisor"), ("javascript", "docker"), ("javascript", "gvisor")] {
+        let combo = format!("{lang}-{rt}");
+        eprintln!("== {combo}");
+        let key = format!("{lang}/{rt}/128mb");
+        // Cold: a new function's first call, with the pre-started pool warm.
+        let mut cold = Vec::new();
+        for i in 0..opts.cold {
+            wait_prewarmed(&http, &url, &key).await;
+            let name = format!("cold-{}-{rt}-{i}", &lang[..2]);
+            create(&http, &url, &name, lang, rt, 1).await?;
+            let (ms, body) = call(&http, &url, &name).await?;
+            if body["cold_start"] != json!(true) {
+                bail!("{name}: first call was not cold");
+            }
+            cold.push(ms);
+            served += 1;
+            http.delete(format!("{url}/api/v1/functions/{name}")).send().await?;
+        }
+        // Warm: one client, after a first call.
+        let name = format!("hello-{}-{rt}", &lang[..2]);
+        create(&http, &url, &name, lang, rt, 16).await?;
+        call(&http, &url, &name).await?;
+        let mut warm = Vec::with_capacity(opts.warm);
+        for _ in 0..opts.warm {
+            warm.push(call(&http, &url, &name).await?.0);
+        }
+        served += opts.warm as u64 + 1;
+        let idle_mib = idle_sandbox_mib(&name);
+        let mut tput = Vec::new();
+        for clients in [1, 4, 16] {
+            let (rate, n) = throughput(&http, &url, &name, clients, opts.seconds).await?;
+            served += n;
+            tput.push((clients, rate));
+        }
+        let recorded = count_recorded(&http, &url, &name).await?;
+        let base = sorted(baseline(lang, rt, opts.baseline));
+        let (warm, cold) = (sorted(warm), sorted(cold));
+        results.push(json!({
+            "combo": combo,
+            "warm_p50_ms": pct(&warm, 50.0), "warm_p99_ms": pct(&warm, 99.0),
+            "cold_p50_ms": pct(&cold, 50.0), "cold_p99_ms": pct(&cold, 99.0),
+            "throughput_per_s": {"1": tput[0].1, "4": tput[1].1, "16": tput[2].1},
+            "recorded_executions": recorded,
+            "idle_sandbox_mib": idle_mib,
+            "docker_run_p50_ms": pct(&base, 50.0), "docker_run_p99_ms": pct(&base, 99.0),
+            "cold_speedup_vs_docker_run": pct(&base, 50.0) / pct(&cold, 50.0),
+            "warm_speedup_vs_docker_run": pct(&base, 50.0) / pct(&warm, 50.0),
+        }));
+    }
+    let rss = rss_mib(server.child.id());
+    let out = json!({
+        "date": chrono::Utc::now().to_rfc3339(),
+        "machine": machine(),
+        "commit": sh("git", &["rev-parse", "--short", "HEAD"]),
+        "invocations_served": served,
+        "fnbox_rss_mib": rss,
+        "method": "nearest-rank percentiles over all samples; latency is end-to-end through the HTTP API",
+        "results": results,
+    });
+    let md = markdown(&out);
+    std::fs::create_dir_all("target/bench")?;
+    std::fs::write("target/bench/latest.json", serde_json::to_string_pretty(&out)?)?;
+    std::fs::write("target/bench/latest.md", &md)?;
+    if opts.write_docs {
+        std::fs::write("docs/BENCHMARKS.md", &md)?;
+    }
+    println!("{md}");
+    Ok(())
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+}
+
+fn machine() -> String {
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .map_or_else(String::new, |kb| format!("{:.0} GiB", kb / 1048576.0));
+    format!(
+        "{} cores, {mem}, kernel {}, Docker {}, {}",
+        sh("nproc", &[]),
+        sh("uname", &["-r"]),
+        sh("docker", &["version", "--format", "{{.Server.Version}}"]),
+        sh("runsc", &["--version"]).lines().next().unwrap_or("").to_owned()
+    )
+}
+
+fn markdown(out: &Value) -> String {
+    let rs = out["results"].as_array().cloned().unwrap_or_default();
+    let f = |v: &Value, d: usize| v.as_f64().map_or("–".to_owned(), |x| format!("{x:.d$}"));
+    let get = |combo: &str, k: &str| rs.iter().find(|r| r["combo"] == json!(combo)).map(|r| r[k].clone()).unwrap_or(Value::Null);
+    let get2 = |combo: &str, k: &str, k2: &str| {
+        rs.iter().find(|r| r["combo"] == json!(combo)).map(|r| r[k][k2].clone()).unwrap_or(Value::Null)
+    };
+    let combos = ["python-docker", "python-gvisor", "javascript-docker", "javascript-gvisor"];
+    let mut s = format!(
+        "# Benchmarks\n\nRun by `make bench` on {} — {} — commit {}.\n{} invocations served; fnbox RSS at the end: {} MiB.\n\
+         Latency is end-to-end through the HTTP API (one client unless stated), nearest-rank percentiles.\n\n\
+         | figure | python runc | python gVisor | js runc | js gVisor | target (runc / gVisor) |\n|---|---|---|---|---|---|\n",
+        out["date"].as_str().unwrap_or(""),
+        out["machine"].as_str().unwrap_or(""),
+        out["commit"].as_str().unwrap_or(""),
+        out["invocations_served"],
+        f(&out["fnbox_rss_mib"], 1),
+    );
+    let rows: [(&str, &str, usize, &str); 8] = [
+        ("warm p50 (ms)", "warm_p50_ms", 3, "≤ 1.0 / ≤ 1.5"),
+        ("warm p99 (ms)", "warm_p99_ms", 3, "≤ 5 / ≤ 8"),
+        ("cold start p50 (ms, pool warm)", "cold_p50_ms", 1, "≤ 30 / ≤ 60"),
+        ("cold start p99 (ms)", "cold_p99_ms", 1, ""),
+        ("`docker run --rm` p50 (ms)", "docker_run_p50_ms", 0, ""),
+        ("cold start vs `docker run` (×)", "cold_speedup_vs_docker_run", 1, "≥ 8 / ≥ 8"),
+        ("warm vs `docker run` (×)", "warm_speedup_vs_docker_run", 0, ""),
+        ("idle memory per warm sandbox (MiB)", "idle_sandbox_mib", 1, ""),
+    ];
+    for (label, k, d, target) in rows {
+        let cells: Vec<String> = combos.iter().map(|c| f(&get(c, k), d)).collect();
+        s.push_str(&format!("| {label} | {} | {target} |\n", cells.join(" | ")));
+    }
+    for clients in ["1", "4", "16"] {
+        let cells: Vec<String> = combos.iter().map(|c| f(&get2(c, "throughput_per_s", clients), 0)).collect();
+        let target = if clients == "16" { "≥ 2,000 / ≥ 1,000" } else { "" };
+        s.push_str(&format!("| throughput, {clients} clients (calls/s) | {} | {target} |\n", cells.join(" | ")));
+    }
+    let cells: Vec<String> = combos.iter().map(|c| f(&get(c, "recorded_executions"), 0)).collect();
+    s.push_str(&format!("| executions recorded for the warm function | {} | all answered calls |\n", cells.join(" | ")));
+    s
+}
