@@ -128,9 +128,12 @@ async fn wait_prewarmed(http: &reqwest::Client, url: &str, key: &str) {
     }
 }
 
-fn idle_sandbox_mib(function: &str) -> f64 {
+/// Mean memory of this (language, runtime)'s sandboxes while idle: pre-started ones and warm
+/// ones alike (a warm sandbox may have started generic, so it carries no function label).
+fn idle_sandbox_mib(language: &str, runtime: &str) -> f64 {
     let out = Command::new("docker")
-        .args(["ps", "-q", "--no-trunc", "--filter", &format!("label=fnbox.function={function}")])
+        .args(["ps", "-q", "--no-trunc", "--filter", &format!("label=fnbox.language={language}")])
+        .args(["--filter", &format!("label=fnbox.runtime={runtime}")])
         .output();
     let ids: Vec<String> = out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()).unwrap_or_default();
     let vals: Vec<f64> = ids
@@ -252,7 +255,7 @@ async fn main() -> Result<()> {
             warm.push(call(&http, &url, &name).await?.0);
         }
         served += opts.warm as u64 + 1;
-        let idle_mib = idle_sandbox_mib(&name);
+        let idle_mib = idle_sandbox_mib(lang, rt);
         let mut tput = Vec::new();
         for clients in [1, 4, 16] {
             let (rate, n) = throughput(&http, &url, &name, clients, opts.seconds).await?;
