@@ -6,7 +6,10 @@ DOCKERD_LOG=/var/log/fnbox-dockerd.log
 DOCKERD_PIDFILE=/run/fnbox-dockerd.pid
 BASE_IMAGE=fnbox-base:bookworm
 SMOKE_RUNTIMES=${FNBOX_SMOKE_RUNTIMES:-runc runsc}
-RUNTIME_ARG=--network=none
+# runsc args: no network in the root namespace (else every runsc container fails here), and permission to
+# connect to host Unix sockets, which fnbox's socket channel needs (the only host sockets a sandbox can
+# see are in its own bind-mounted socket directory).
+RUNTIME_ARGS='["--network=none","--host-uds=open"]'
 
 say() { printf '[setup] %s\n' "$*"; }
 die() {
@@ -79,22 +82,25 @@ step_daemon_json() {
     else
         cur='{}'
     fi
-    # Keep every other setting, and any extra runsc args except a conflicting --network=...
-    new=$(jq -S --arg p "$RUNSC_PATH" --arg a "$RUNTIME_ARG" '
+    # Keep every other setting, and any extra runsc args except conflicting --network= / host-uds ones
+    new=$(jq -S --arg p "$RUNSC_PATH" --argjson a "$RUNTIME_ARGS" '
         .runtimes = (.runtimes // {})
         | .runtimes.runsc = ((.runtimes.runsc // {})
             | .path = $p
-            | .runtimeArgs = ([(.runtimeArgs // [])[] | select(startswith("--network=") | not)] + [$a]))
+            | .runtimeArgs = ([(.runtimeArgs // [])[]
+                | select((startswith("--network=") or startswith("--host-uds") or startswith("--fsgofer-host-uds")) | not)] + $a))
     ' <<<"$cur")
+    local shown
+    shown=$(jq -r 'join(" ")' <<<"$RUNTIME_ARGS")
     if [[ $(jq -S . <<<"$cur") == "$new" ]]; then
-        say "daemon.json: runsc already registered ($RUNSC_PATH $RUNTIME_ARG)"
+        say "daemon.json: runsc already registered ($RUNSC_PATH $shown)"
         return
     fi
     mkdir -p "$(dirname "$DAEMON_JSON")"
     local tmp="$DAEMON_JSON.fnbox.tmp"
     printf '%s\n' "$new" >"$tmp"
     mv -f "$tmp" "$DAEMON_JSON"
-    say "daemon.json: registered runsc ($RUNSC_PATH $RUNTIME_ARG) in $DAEMON_JSON"
+    say "daemon.json: registered runsc ($RUNSC_PATH $shown) in $DAEMON_JSON"
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -56,6 +56,11 @@ struct ServeArgs {
     /// Docker image for JavaScript sandboxes.
     #[arg(long, default_value = "fnbox-node:latest")]
     node_image: String,
+    /// How sandboxes talk to fnbox: `socket` (a Unix socket bind-mounted into each sandbox, off
+    /// dockerd's path), `attach` (the container's stdio through dockerd), or `auto` (socket where
+    /// the runtime allows it).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "socket", "attach"])]
+    channel: String,
     /// Skip the create-time syntax check.
     #[arg(long)]
     no_syntax_check: bool,
@@ -102,6 +107,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         python_image: args.python_image,
         node_image: args.node_image,
         instance: instance_id(&args.data_dir),
+        channel: args.channel.parse().map_err(anyhow::Error::msg)?,
+        socket_root: Some(socket_root(&args.data_dir)),
         ..DockerConfig::default()
     })
     .await?;
@@ -113,8 +120,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let health = backend.health().await;
     for (runtime, why) in &health.runtimes {
+        let channel = health.channels.get(runtime).map(ToString::to_string).unwrap_or_default();
         match why {
-            None => tracing::info!(%runtime, "runtime available"),
+            None => tracing::info!(%runtime, %channel, "runtime available"),
             Some(reason) => tracing::warn!(%runtime, %reason, "runtime unavailable"),
         }
     }
@@ -159,6 +167,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not remove all sandboxes"),
     }
     Ok(())
+}
+
+/// Per-sandbox socket directories: under /run (a tmpfs, short paths) when we may write there,
+/// else in the data dir. One folder per fnbox instance.
+fn socket_root(data_dir: &std::path::Path) -> PathBuf {
+    let instance = instance_id(data_dir);
+    let run = PathBuf::from("/run/fnbox");
+    if std::fs::create_dir_all(&run).is_ok() {
+        return run.join(&instance[..12]);
+    }
+    data_dir.join("sockets")
 }
 
 /// Prunes old execution records now and every ten minutes.

@@ -56,8 +56,20 @@ function reopenCloexec(fd, write) {
   }
 }
 
-const OUT_FD = reopenCloexec(PROTO_OUT, true);
-const IN_FD = reopenCloexec(PROTO_IN, false);
+// Socket channel (docs/PROTOCOL.md): when fnbox names a Unix socket, the protocol runs over it and the
+// inherited fd 3/4 (container stdio) are closed. Replies are still written synchronously, to its fd.
+const CHANNEL = process.env.FNBOX_CHANNEL;
+delete process.env.FNBOX_CHANNEL;
+let OUT_FD = -1;
+let IN_FD = -1;
+if (CHANNEL) {
+  for (const fd of [PROTO_OUT, PROTO_IN]) {
+    try { fs.closeSync(fd); } catch (e) { /* not open */ }
+  }
+} else {
+  OUT_FD = reopenCloexec(PROTO_OUT, true);
+  IN_FD = reopenCloexec(PROTO_IN, false);
+}
 
 // JSON.stringify escapes a lone surrogate as \udXXX, which strict JSON readers (serde_json) reject;
 // well-formed pairs are written raw, so any \udXXX escape (after an odd run of backslashes) is lone.
@@ -592,6 +604,10 @@ function openInput() {
     // not a pipe/socket (e.g. a regular file): fall back to a file stream
     stream = fs.createReadStream(null, { fd: IN_FD, highWaterMark: 65536 });
   }
+  readFrom(stream);
+}
+
+function readFrom(stream) {
   stream.setEncoding('utf8');
   stream.on('data', onData);
   stream.on('end', onEnd);
@@ -601,5 +617,25 @@ function openInput() {
   });
 }
 
-send({ type: 'ready', language: 'node', runtime_version: process.versions.node, pid: process.pid });
-openInput();
+function ready() {
+  send({ type: 'ready', language: 'node', runtime_version: process.versions.node, pid: process.pid });
+}
+
+if (CHANNEL) {
+  const sock = net.connect(CHANNEL);
+  const failed = (e) => {
+    diag('cannot connect to ' + CHANNEL + ': ' + e.message);
+    process.exit(1);
+  };
+  sock.once('error', failed);
+  sock.once('connect', () => {
+    sock.removeListener('error', failed);
+    OUT_FD = sock._handle && typeof sock._handle.fd === 'number' ? sock._handle.fd : -1;
+    if (OUT_FD < 0) failed(new Error('no file descriptor for the socket'));
+    ready();
+    readFrom(sock);
+  });
+} else {
+  ready();
+  openInput();
+}

@@ -1,6 +1,7 @@
 """fnbox Python bootstrap (protocol v1, see docs/PROTOCOL.md).
 
-Reads one JSON message per line on fd 4, writes one JSON reply per line on fd 3.
+Reads one JSON message per line on fd 4, writes one JSON reply per line on fd 3 (or, when
+FNBOX_CHANNEL names a Unix socket, connects to it and speaks the same protocol over it).
 Python 3.9+ standard library only. Started by the image entrypoint as
     exec python3 -u /opt/fnbox/bootstrap.py 3>&1 4<&0 </dev/null >/dev/null
 """
@@ -16,6 +17,7 @@ import types
 
 PROTO_IN = 4
 PROTO_OUT = 3
+CHANNEL_ENV = "FNBOX_CHANNEL"
 USER_FILENAME = "handler.py"
 MODULE_FILE = "/opt/fnbox/handler.py"
 TRUNC_MARKER = "\n[fnbox: logs truncated]"
@@ -480,7 +482,22 @@ def _ms(x):
     return repr(round(x, 4))
 
 
+def _connect_channel():
+    """Socket channel (docs/PROTOCOL.md): when fnbox names a Unix socket, connect to it once and
+    put it on fd 3 and fd 4, so the rest of the bootstrap is the same for both channels."""
+    path = os.environ.pop(CHANNEL_ENV, None)
+    if not path:
+        return
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    for fd in (PROTO_IN, PROTO_OUT):
+        os.dup2(s.fileno(), fd, inheritable=False)
+    s.close()
+
+
 def main():
+    _connect_channel()
     for fd in (PROTO_IN, PROTO_OUT):
         try:
             os.set_inheritable(fd, False)

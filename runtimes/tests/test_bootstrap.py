@@ -110,14 +110,67 @@ class Bootstrap(object):
         self.proc.stderr.close()
 
 
+class SocketBootstrap(Bootstrap):
+    """A bootstrap on the socket channel: it connects to a Unix socket named by FNBOX_CHANNEL, as it
+    does in a sandbox whose socket directory fnbox bind-mounts; fd 3/4 are the container's stdio."""
+
+    def __init__(self, argv):
+        import socket
+        import tempfile
+        d = tempfile.mkdtemp(prefix="fnbox-ch-")
+        path = os.path.join(d, "ch.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        listener.settimeout(TIMEOUT)
+        null_r = _high_fd(os.open(os.devnull, os.O_RDONLY))
+        null_w = _high_fd(os.open(os.devnull, os.O_WRONLY))
+
+        def wire():
+            os.dup2(null_w, 3)
+            os.dup2(null_r, 4)
+
+        env = dict(os.environ, FNBOX_CHANNEL=path)
+        self.proc = subprocess.Popen(argv, close_fds=False, preexec_fn=wire, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(null_r)
+        os.close(null_w)
+        try:
+            self.sock, _ = listener.accept()
+        finally:
+            listener.close()
+            shutil.rmtree(d, ignore_errors=True)
+        self.sock.setblocking(True)
+        self.in_w = self.out_r = self.sock.fileno()
+        self.buf = b""
+        self.closed = False
+
+    def close_input(self):
+        if not self.closed:
+            import socket
+            self.sock.shutdown(socket.SHUT_WR)
+            self.closed = True
+
+    def close(self):
+        self.close_input()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+        self.proc.stderr.close()
+
+
 class BootstrapTests(object):
-    """Shared tests; subclasses define ARGV, LANG and the code snippets."""
+    """Shared tests; subclasses define ARGV, LANG and the code snippets, and CHANNEL."""
 
     ARGV = None
     LANG = None
+    CHANNEL = Bootstrap
 
     def start(self):
-        b = Bootstrap(self.ARGV)
+        b = self.CHANNEL(self.ARGV)
         self.addCleanup(b.close)
         ready = b.recv()
         self.assertEqual(ready["type"], "ready")
@@ -602,8 +655,18 @@ class NodeBootstrapTest(BootstrapTests, unittest.TestCase):
         self.assertIn("handler.js:1:30", r["error"]["stack"])
 
 
+class PythonSocketBootstrapTest(PythonBootstrapTest):
+    """Every Python test again, on the socket channel."""
+    CHANNEL = SocketBootstrap
+
+
+class NodeSocketBootstrapTest(NodeBootstrapTest):
+    """Every Node.js test again, on the socket channel."""
+    CHANNEL = SocketBootstrap
+
+
 if NODE is None:
-    del NodeBootstrapTest
+    del NodeBootstrapTest, NodeSocketBootstrapTest
 
 if __name__ == "__main__":
     unittest.main()

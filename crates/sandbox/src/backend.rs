@@ -78,6 +78,8 @@ pub struct RuntimeHealth {
     pub backend_version: Option<String>,
     /// runtime → None when usable, Some(reason) when not.
     pub runtimes: BTreeMap<Runtime, Option<String>>,
+    /// How each runtime's sandboxes talk to fnbox (`socket` or `attach`).
+    pub channels: BTreeMap<Runtime, crate::channel::ChannelKind>,
 }
 
 impl RuntimeHealth {

@@ -1,6 +1,7 @@
 //! The Docker backend: runc for `docker`, runsc for `gvisor`, over the Docker Engine API.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,14 @@ use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StatsOptions,
 };
 use bollard::Docker;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fnbox_core::{Language, Runtime};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Channel, ExitInfo, MemoryProbe, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxSpec};
+use crate::channel::{self, ChannelKind, LineSplitter, SocketDir, SOCKET_ENV, SOCKET_MOUNT};
 
 /// Labels that mark a container as fnbox's; `fnbox.instance` scopes clean-up to one data dir,
 /// so two fnbox servers on one daemon never remove each other's sandboxes.
@@ -38,6 +40,33 @@ pub struct DockerConfig {
     pub user: String,
     /// Longest protocol line accepted from a sandbox; a longer one breaks its channel.
     pub max_line_bytes: usize,
+    /// Which channel to use; see [`crate::channel`].
+    pub channel: ChannelPreference,
+    /// Where per-sandbox socket directories live (root-only). None: attach only.
+    pub socket_root: Option<PathBuf>,
+    /// How long a started bootstrap may take to connect to its socket.
+    pub connect_timeout: Duration,
+}
+
+/// `auto` takes the socket wherever the runtime can use one (runc always; runsc when dockerd
+/// passes it `--host-uds=open|all`), and attach elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPreference {
+    Auto,
+    Attach,
+    Socket,
+}
+
+impl std::str::FromStr for ChannelPreference {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ChannelPreference::Auto),
+            "attach" => Ok(ChannelPreference::Attach),
+            "socket" => Ok(ChannelPreference::Socket),
+            other => Err(format!("unknown channel `{other}` (auto, attach or socket)")),
+        }
+    }
 }
 
 impl Default for DockerConfig {
@@ -51,6 +80,9 @@ impl Default for DockerConfig {
             tmpfs_mb: 16,
             user: "65534:65534".into(),
             max_line_bytes: 8 * 1024 * 1024,
+            channel: ChannelPreference::Auto,
+            socket_root: None,
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -59,6 +91,10 @@ pub struct DockerBackend {
     docker: Docker,
     config: DockerConfig,
     health: Mutex<Option<(Instant, RuntimeHealth)>>,
+    /// Socket directories of created sandboxes whose bootstrap has not connected yet.
+    pending: Mutex<HashMap<String, SocketDir>>,
+    /// Every sandbox's socket directory, removed with the sandbox.
+    socket_dirs: Mutex<HashMap<String, PathBuf>>,
 }
 
 /// Health is asked for on every invocation path; a short cache keeps dockerd out of the hot path.
@@ -88,7 +124,13 @@ impl DockerBackend {
                 docker
             }
         };
-        Ok(DockerBackend { docker, config, health: Mutex::new(None) })
+        Ok(DockerBackend {
+            docker,
+            config,
+            health: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            socket_dirs: Mutex::new(HashMap::new()),
+        })
     }
 
     fn image(&self, language: Language) -> &str {
@@ -118,9 +160,12 @@ impl DockerBackend {
         };
         health.backend_reachable = true;
         health.backend_version = version.version;
-        let registered: Vec<String> = match self.docker.info().await {
-            Ok(info) => info.runtimes.map(|r| r.into_keys().collect()).unwrap_or_default(),
-            Err(_) => Vec::new(),
+        let registered: HashMap<String, Vec<String>> = match self.docker.info().await {
+            Ok(info) => info
+                .runtimes
+                .map(|r| r.into_iter().map(|(k, v)| (k, v.runtime_args.unwrap_or_default())).collect())
+                .unwrap_or_default(),
+            Err(_) => HashMap::new(),
         };
         let mut missing_images = Vec::new();
         for lang in Language::ALL {
@@ -131,7 +176,7 @@ impl DockerBackend {
         }
         for r in Runtime::ALL {
             let oci = Self::oci_runtime(r);
-            let reason = if !registered.iter().any(|x| x == oci) {
+            let reason = if !registered.contains_key(oci) {
                 Some(format!("`{oci}` is not registered with dockerd (run `make setup`)"))
             } else if !missing_images.is_empty() {
                 Some(format!("image(s) {} missing (run `make setup`)", missing_images.join(", ")))
@@ -139,8 +184,44 @@ impl DockerBackend {
                 None
             };
             health.runtimes.insert(r, reason);
+            let args = registered.get(oci).map(Vec::as_slice).unwrap_or_default();
+            health.channels.insert(r, self.channel_kind(r, args));
         }
         health
+    }
+
+    /// The channel sandboxes of `runtime` get, given the args dockerd passes to its OCI runtime.
+    fn channel_kind(&self, runtime: Runtime, oci_args: &[String]) -> ChannelKind {
+        if self.config.socket_root.is_none() {
+            return ChannelKind::Attach;
+        }
+        let socket_ok = match runtime {
+            Runtime::Docker => true,
+            // gVisor refuses to connect to host sockets unless told it may.
+            Runtime::Gvisor => oci_args.iter().any(|a| {
+                matches!(a.as_str(), "--host-uds=open" | "--host-uds=all" | "--fsgofer-host-uds" | "--fsgofer-host-uds=true")
+            }),
+        };
+        match self.config.channel {
+            ChannelPreference::Attach => ChannelKind::Attach,
+            ChannelPreference::Socket | ChannelPreference::Auto if socket_ok => ChannelKind::Socket,
+            ChannelPreference::Socket => {
+                tracing::warn!(%runtime, "socket channel asked for, but runsc lacks --host-uds=open; using attach");
+                ChannelKind::Attach
+            }
+            ChannelPreference::Auto => ChannelKind::Attach,
+        }
+    }
+
+    fn remove_socket_dir(&self, id: &SandboxId) {
+        self.pending.lock().remove(&id.0);
+        if let Some(dir) = self.socket_dirs.lock().remove(&id.0) {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove a socket directory");
+                }
+            }
+        }
     }
 }
 
@@ -154,7 +235,20 @@ impl SandboxBackend for DockerBackend {
         labels.insert("fnbox.language".into(), spec.key.language.to_string());
         labels.insert("fnbox.runtime".into(), spec.key.runtime.to_string());
         let memory = i64::from(spec.key.memory_mb) * 1024 * 1024;
+        let kind = self.health().await.channels.get(&spec.key.runtime).copied().unwrap_or(ChannelKind::Attach);
+        let socket = match (kind, &self.config.socket_root) {
+            (ChannelKind::Socket, Some(root)) => match SocketDir::create(root, &uuid::Uuid::now_v7().simple().to_string()) {
+                Ok(sd) => Some(sd),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make a socket directory; this sandbox uses attach");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let stdin = socket.is_none();
         let host_config = HostConfig {
+            binds: socket.as_ref().map(|sd| vec![sd.bind()]),
             runtime: Some(Self::oci_runtime(spec.key.runtime).into()),
             network_mode: Some("none".into()),
             memory: Some(memory),
@@ -174,21 +268,33 @@ impl SandboxBackend for DockerBackend {
             image: Some(self.image(spec.key.language).into()),
             labels: Some(labels),
             user: Some(self.config.user.clone()),
-            attach_stdin: Some(true),
+            env: socket.as_ref().map(|_| vec![format!("{SOCKET_ENV}={SOCKET_MOUNT}/ch.sock")]),
+            attach_stdin: Some(stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            open_stdin: Some(true),
+            open_stdin: Some(stdin),
             stdin_once: Some(false),
             tty: Some(false),
             network_disabled: Some(true),
             host_config: Some(host_config),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .map_err(|e| match e {
+        let created = self.docker.create_container(None::<CreateContainerOptions>, body).await;
+        let created = match (created, socket) {
+            (Ok(c), Some(sd)) => {
+                self.socket_dirs.lock().insert(c.id.clone(), sd.dir.clone());
+                self.pending.lock().insert(c.id.clone(), sd);
+                Ok(c)
+            }
+            (Ok(c), None) => Ok(c),
+            (Err(e), sd) => {
+                if let Some(sd) = sd {
+                    let _ = std::fs::remove_dir_all(&sd.dir);
+                }
+                Err(e)
+            }
+        };
+        let created = created.map_err(|e| match e {
                 bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
                     SandboxError::Start(format!("{message} (run `make setup` to build the runtime images)"))
                 }
@@ -199,8 +305,9 @@ impl SandboxBackend for DockerBackend {
     }
 
     async fn start(&self, id: &SandboxId) -> Result<Channel, SandboxError> {
+        let socket = self.pending.lock().remove(&id.0);
         let attach = AttachContainerOptions {
-            stdin: true,
+            stdin: socket.is_none(),
             stdout: true,
             stderr: true,
             stream: true,
@@ -214,19 +321,42 @@ impl SandboxBackend for DockerBackend {
         })?;
         let (tx, rx) = mpsc::channel(16);
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(read_frames(attached.output, tx, stderr_tail.clone(), self.config.max_line_bytes));
-        Ok(Channel { input: attached.input, lines: rx, stderr_tail })
+        let max_line = self.config.max_line_bytes;
+        let Some(socket) = socket else {
+            tokio::spawn(read_frames(attached.output, Some(tx), stderr_tail.clone(), max_line, None));
+            return Ok(Channel { input: attached.input, lines: rx, stderr_tail });
+        };
+        // Socket: stdio carries only stderr now; a sandbox that dies before it connects ends
+        // that stream, which ends the wait.
+        let (ended_tx, ended_rx) = oneshot::channel();
+        tokio::spawn(read_frames(attached.output, None, stderr_tail.clone(), max_line, Some(ended_tx)));
+        let stream = tokio::select! {
+            s = socket.accept(self.config.connect_timeout) => s.map_err(SandboxError::Start)?,
+            _ = ended_rx => {
+                // Let the last stderr bytes arrive for the message.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let tail = String::from_utf8_lossy(&stderr_tail.lock()).trim().to_owned();
+                return Err(SandboxError::Start(format!("the sandbox exited before its bootstrap connected; stderr: {tail}")));
+            }
+        };
+        let (read, write) = stream.into_split();
+        tokio::spawn(channel::read_lines(read, tx, max_line));
+        Ok(Channel { input: Box::pin(write), lines: rx, stderr_tail })
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<(), SandboxError> {
         let opts = RemoveContainerOptions { force: true, v: true, link: false };
-        match self.docker.remove_container(&id.0, Some(opts)).await {
+        let result = match self.docker.remove_container(&id.0, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             // A removal already under way (e.g. after a kill) is fine too.
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
             Err(e) => Err(unavailable(e)),
+        };
+        if result.is_ok() {
+            self.remove_socket_dir(id);
         }
+        result
     }
 
     async fn exit_info(&self, id: &SandboxId) -> Result<ExitInfo, SandboxError> {
@@ -264,6 +394,14 @@ impl SandboxBackend for DockerBackend {
                 tracing::warn!(sandbox = %id, error = %e, "could not remove a leftover sandbox");
             }
         }
+        if let Some(root) = &self.config.socket_root {
+            // Directories of sandboxes that were never started or whose ids we no longer know.
+            self.pending.lock().clear();
+            self.socket_dirs.lock().clear();
+            if let Err(e) = channel::prepare_socket_root(root) {
+                tracing::warn!(root = %root.display(), error = %e, "could not clear the socket directories");
+            }
+        }
         Ok(n)
     }
 
@@ -279,33 +417,28 @@ impl SandboxBackend for DockerBackend {
     }
 }
 
-/// Splits the container's stdout frames into protocol lines and keeps the tail of stderr.
-/// A line longer than `max_line` ends the channel: the sandbox is misbehaving.
+/// Drains the container's attached output: stdout frames become protocol lines (attach
+/// channel only), stderr's tail is kept for diagnostics. `ended` fires when the stream ends.
 async fn read_frames(
     mut output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
-    tx: mpsc::Sender<Result<Bytes, String>>,
+    tx: Option<mpsc::Sender<Result<Bytes, String>>>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     max_line: usize,
+    ended: Option<oneshot::Sender<()>>,
 ) {
-    let mut buf = BytesMut::new();
+    let mut splitter = LineSplitter::new(max_line);
+    let mut lines = Vec::new();
     while let Some(item) = output.next().await {
         match item {
             Ok(LogOutput::StdOut { message }) => {
-                let mut scanned = buf.len();
-                buf.extend_from_slice(&message);
-                while let Some(pos) = buf[scanned..].iter().position(|b| *b == b'\n') {
-                    let mut line = buf.split_to(scanned + pos + 1);
-                    line.truncate(line.len() - 1);
-                    scanned = 0;
-                    if tx.send(Ok(line.freeze())).await.is_err() {
-                        return;
-                    }
+                let Some(tx) = &tx else { continue };
+                let pushed = splitter.push(&message, &mut lines);
+                if !channel::forward(tx, &mut lines).await {
+                    break;
                 }
-                if buf.len() > max_line {
-                    let _ = tx
-                        .send(Err(format!("the sandbox wrote a message larger than {max_line} bytes")))
-                        .await;
-                    return;
+                if let Err(e) = pushed {
+                    let _ = tx.send(Err(e)).await;
+                    break;
                 }
             }
             Ok(LogOutput::StdErr { message }) => {
@@ -318,10 +451,15 @@ async fn read_frames(
             }
             Ok(_) => {}
             Err(e) => {
-                let _ = tx.send(Err(format!("the sandbox channel broke: {e}"))).await;
-                return;
+                if let Some(tx) = &tx {
+                    let _ = tx.send(Err(format!("the sandbox channel broke: {e}"))).await;
+                }
+                break;
             }
         }
+    }
+    if let Some(ended) = ended {
+        let _ = ended.send(());
     }
 }
 

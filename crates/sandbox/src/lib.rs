@@ -8,12 +8,14 @@
 
 pub mod backend;
 mod cgroup;
+pub mod channel;
 pub mod docker;
 pub mod pool;
 pub mod protocol;
 pub mod sandbox;
 
 pub use backend::{ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
-pub use docker::{DockerBackend, DockerConfig};
+pub use channel::ChannelKind;
+pub use docker::{ChannelPreference, DockerBackend, DockerConfig};
 pub use pool::{Lease, PoolConfig, PoolError, PoolStats, Pools};
 pub use sandbox::{InvokeOutcome, Sandbox};

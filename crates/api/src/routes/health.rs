@@ -16,9 +16,10 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
         .runtimes
         .iter()
         .map(|(r, why)| {
+            let channel = h.channels.get(r).map(ToString::to_string);
             let v = match why {
-                None => json!({"available": true}),
-                Some(reason) => json!({"available": false, "reason": reason}),
+                None => json!({"available": true, "channel": channel}),
+                Some(reason) => json!({"available": false, "reason": reason, "channel": channel}),
             };
             (r.to_string(), v)
         })
