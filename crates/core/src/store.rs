@@ -38,8 +38,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_function(&self, name: &str) -> Result<Option<Function>, StoreError>;
     async fn list_functions(&self) -> Result<Vec<Function>, StoreError>;
 
+    /// Notes that an execution has started, so that a crash cannot make it vanish: one still
+    /// unfinished at the next start becomes an `Interrupted` record. Best effort and
+    /// fire-and-forget: nothing was acknowledged for it yet.
+    fn execution_started(&self, e: &Execution);
     /// Returns once the record is durable (committed); never earlier.
     async fn record_execution(&self, e: Execution) -> Result<(), StoreError>;
+    /// Turns every execution left unfinished by a previous run into a failed record with
+    /// `error` (at start, before any new execution). Returns how many.
+    async fn recover_interrupted(&self, error: ErrorInfo) -> Result<u64, StoreError>;
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError>;
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError>;
 

@@ -48,6 +48,15 @@ struct Inner {
 
 impl Engine {
     pub async fn new(store: Arc<dyn Store>, pools: Pools, config: EngineConfig) -> Result<Engine, EngineError> {
+        let interrupted = store
+            .recover_interrupted(ErrorInfo::new(
+                "Interrupted",
+                "fnbox stopped (crashed or was killed) while this execution was running; its result is unknown",
+            ))
+            .await?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "executions cut short by the previous run were recorded as failed");
+        }
         let functions = store.list_functions().await?;
         let functions = functions.into_iter().map(|f| (f.name.clone(), Arc::new(f))).collect();
         let (tx, _) = broadcast::channel(1024);
@@ -235,6 +244,7 @@ impl Engine {
             }
         };
         exec.cold_start = lease.cold;
+        self.inner.store.execution_started(&exec);
         let ctx = InvokeContext {
             execution_id: id.to_string(),
             function: f.name.clone(),

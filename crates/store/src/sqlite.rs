@@ -4,9 +4,11 @@
 //! Hand-written over rusqlite rather than sqlx: the single-writer batching is the whole
 //! point here, and it is simplest with a plain connection owned by one thread.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,9 +36,25 @@ const MAX_BATCH: usize = 512;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// How long a started execution stays only in memory before it is journalled as in flight.
+/// Most calls finish well within it, so the hot path costs no extra write; a call cut short
+/// by a crash inside it was never answered, so nothing acknowledged is lost.
+const INFLIGHT_GRACE: Duration = Duration::from_millis(100);
+
 enum WriteCmd {
+    Started(Box<Execution>),
     Record(Box<Execution>, oneshot::Sender<Result<(), StoreError>>),
     Job(Job),
+}
+
+type Batch = Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)>;
+
+/// Started executions the writer knows about: not yet journalled (with their deadline), or
+/// journalled in `inflight_executions`.
+#[derive(Default)]
+struct Inflight {
+    pending: HashMap<Uuid, (Instant, Box<Execution>)>,
+    journalled: HashSet<Uuid>,
 }
 
 pub struct SqliteStore {
@@ -129,14 +147,30 @@ fn closed() -> StoreError {
 }
 
 fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<WriteCmd>) {
-    let mut batch: Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
+    let mut batch: Batch = Vec::new();
+    let mut inflight = Inflight::default();
+    loop {
+        // Sleep until a command arrives or the oldest started execution is due for the journal.
+        let first = match inflight.pending.values().map(|(due, _)| *due).min() {
+            None => match rx.recv() {
+                Ok(cmd) => Some(cmd),
+                Err(_) => break,
+            },
+            Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(cmd) => Some(cmd),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        let mut next = first;
         while let Some(cmd) = next.take() {
             match cmd {
+                WriteCmd::Started(e) => {
+                    inflight.pending.insert(e.id, (Instant::now() + INFLIGHT_GRACE, e));
+                }
                 WriteCmd::Record(e, ack) => batch.push((e, ack)),
                 WriteCmd::Job(job) => {
-                    flush(&mut conn, &mut batch);
+                    flush(&mut conn, &mut batch, &mut inflight);
                     job(&mut conn);
                 }
             }
@@ -144,14 +178,52 @@ fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<WriteCmd>) {
                 next = rx.try_recv().ok();
             }
         }
-        flush(&mut conn, &mut batch);
+        flush(&mut conn, &mut batch, &mut inflight);
     }
-    flush(&mut conn, &mut batch);
+    flush(&mut conn, &mut batch, &mut inflight);
 }
 
-/// Commits every pending record in one transaction, then acknowledges each. If the batch
-/// fails as a whole, each record is retried alone so one bad record cannot sink the others.
-fn flush(conn: &mut Connection, batch: &mut Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)>) {
+fn journal(conn: &Connection, e: &Execution) -> rusqlite::Result<usize> {
+    let body = serde_json::to_string(e).map_err(|err| parse_err(0, err.to_string()))?;
+    conn.prepare_cached("INSERT OR REPLACE INTO inflight_executions (id, body, started_ms) VALUES (?1, ?2, ?3)")?
+        .execute(params![e.id.to_string(), body, e.started_at.timestamp_millis()])
+}
+
+fn unjournal(conn: &Connection, id: Uuid) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM inflight_executions WHERE id = ?1")?.execute([id.to_string()])
+}
+
+/// Commits every pending record in one transaction, then acknowledges each; in the same
+/// transaction, journals started executions past their grace and drops the journal entries of
+/// finished ones. If the batch fails as a whole, each record is retried alone so one bad
+/// record cannot sink the others.
+fn flush(conn: &mut Connection, batch: &mut Batch, inflight: &mut Inflight) {
+    let mut finished_journalled = Vec::new();
+    for (e, _) in batch.iter() {
+        if inflight.pending.remove(&e.id).is_none() && inflight.journalled.remove(&e.id) {
+            finished_journalled.push(e.id);
+        }
+    }
+    let now = Instant::now();
+    let due: Vec<Uuid> = inflight.pending.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
+    let to_journal: Vec<Box<Execution>> = due.iter().filter_map(|id| inflight.pending.remove(id).map(|(_, e)| e)).collect();
+    if batch.is_empty() && to_journal.is_empty() && finished_journalled.is_empty() {
+        return;
+    }
+    let journalled = (|| {
+        let tx = conn.transaction()?;
+        for e in &to_journal {
+            journal(&tx, e)?;
+        }
+        for id in &finished_journalled {
+            unjournal(&tx, *id)?;
+        }
+        tx.commit()
+    })();
+    match journalled {
+        Ok(()) => inflight.journalled.extend(to_journal.iter().map(|e| e.id)),
+        Err(err) => tracing::warn!(%err, "could not journal in-flight executions"),
+    }
     if batch.is_empty() {
         return;
     }
@@ -384,6 +456,39 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn execution_started(&self, e: &Execution) {
+        let _ = self.writer.send(WriteCmd::Started(Box::new(e.clone())));
+    }
+
+    async fn recover_interrupted(&self, error: ErrorInfo) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let bodies: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT body FROM inflight_executions ORDER BY id").map_err(backend)?;
+                let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+            };
+            let mut n = 0;
+            for body in bodies {
+                let Ok(mut e) = serde_json::from_str::<Execution>(&body) else { continue };
+                e.status = fnbox_core::ExecutionStatus::Error;
+                e.error = Some(error.clone());
+                // A final record may have been committed just before the crash: keep it.
+                let exists: bool = tx
+                    .query_row("SELECT EXISTS(SELECT 1 FROM executions WHERE id = ?1)", [e.id.to_string()], |r| r.get(0))
+                    .map_err(backend)?;
+                if !exists {
+                    insert_execution(&tx, &e).map_err(backend)?;
+                    n += 1;
+                }
+            }
+            tx.execute("DELETE FROM inflight_executions", []).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn record_execution(&self, e: Execution) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer.send(WriteCmd::Record(Box::new(e), tx)).map_err(|_| closed())?;
@@ -599,6 +704,38 @@ mod tests {
         assert!(store.delete_function("a").await.expect("delete"));
         assert!(!store.delete_function("a").await.expect("delete"));
         assert!(matches!(store.update_function(&f).await, Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn unfinished_executions_become_interrupted_records_at_the_next_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, c) = (execution("f", ExecutionStatus::Success), execution("f", ExecutionStatus::Success), execution("f", ExecutionStatus::Success));
+        {
+            let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("open");
+            store.execution_started(&a);
+            store.execution_started(&b);
+            // Past the grace: both are journalled as in flight.
+            tokio::time::sleep(INFLIGHT_GRACE * 3).await;
+            store.record_execution(a.clone()).await.expect("record a");
+            // Finished within the grace: never journalled at all.
+            store.execution_started(&c);
+            store.record_execution(c.clone()).await.expect("record c");
+            let journalled: i64 = store
+                .write(|conn| conn.query_row("SELECT COUNT(*) FROM inflight_executions", [], |r| r.get(0)).map_err(backend))
+                .await
+                .expect("count");
+            assert_eq!(journalled, 1, "only b is still in flight");
+            // b never finishes: the process "crashes" here.
+        }
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("reopen");
+        let n = store.recover_interrupted(ErrorInfo::new("Interrupted", "cut short")).await.expect("recover");
+        assert_eq!(n, 1);
+        let got_b = store.get_execution(b.id).await.expect("get").expect("b recorded");
+        assert_eq!(got_b.status, ExecutionStatus::Error);
+        assert_eq!(got_b.error.map(|e| e.kind), Some("Interrupted".to_string()));
+        assert_eq!(store.get_execution(a.id).await.expect("get").map(|e| e.status), Some(ExecutionStatus::Success));
+        assert_eq!(store.get_execution(c.id).await.expect("get").map(|e| e.status), Some(ExecutionStatus::Success));
+        assert_eq!(store.recover_interrupted(ErrorInfo::new("Interrupted", "again")).await.expect("recover"), 0);
     }
 
     #[tokio::test]
