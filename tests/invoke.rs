@@ -32,8 +32,17 @@ async fn warm_start_reuses_the_sandbox_and_is_faster() {
             assert_eq!(second["output"], json!({"pid_ok": true, "n": 3}), "{second}");
             assert_eq!(first["cold_start"], json!(true), "{first}");
             assert_eq!(second["cold_start"], json!(false), "{second}");
-            let (d1, d2) = (first["duration_ms"].as_f64().unwrap_or(0.0), second["duration_ms"].as_f64().unwrap_or(f64::MAX));
-            assert!(d2 < d1, "warm ({d2} ms) should be faster than cold ({d1} ms) on {rt}/{lang}");
+            // One warm sample can hit a scheduling hiccup on a busy 2-core machine: compare the
+            // cold call with the median of the second call and four more warm ones.
+            let mut warm = vec![second["duration_ms"].as_f64().unwrap_or(f64::MAX)];
+            for n in 3..7 {
+                let r = s.invoke(&name, &json!({"n": n})).await;
+                assert_eq!(r["cold_start"], json!(false), "{r}");
+                warm.push(r["duration_ms"].as_f64().unwrap_or(f64::MAX));
+            }
+            warm.sort_by(f64::total_cmp);
+            let (d1, d2) = (first["duration_ms"].as_f64().unwrap_or(0.0), warm[warm.len() / 2]);
+            assert!(d2 < d1, "warm (median {d2} ms of {warm:?}) should be faster than cold ({d1} ms) on {rt}/{lang}");
             assert!(second["exec_ms"].as_f64().is_some(), "{second}");
         }
     }
