@@ -119,3 +119,52 @@ async fn no_execution_is_lost_under_16_way_concurrency() {
         assert!((2..=16).contains(&sandboxes), "parallel calls used several sandboxes, within the limit: {fp}");
     }
 }
+
+/// Sandboxes per function grow with what the calls need: quick calls share the warm sandboxes
+/// there are (a cold start would take longer than the wait), slow ones get a sandbox each, up
+/// to the function's concurrency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_out_follows_call_duration() {
+    let s = TestServer::start(&[]).await;
+    s.require_runtimes().await;
+    let code = "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n    return event['s']\n";
+    s.create("elastic", "python", "docker", code, json!({"concurrency": 8})).await;
+    let live = |p: &Value| {
+        p["functions"].as_array().into_iter().flatten().filter(|f| f["function"] == json!("elastic")).map(|f| f["idle"].as_u64().unwrap_or(0) + f["busy"].as_u64().unwrap_or(0)).sum::<u64>()
+    };
+    let http = reqwest::Client::new();
+    let burst = |secs: f64, n: usize| {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let req = http.post(format!("{}/api/v1/functions/elastic/invoke", s.url)).json(&json!({"s": secs}));
+            set.spawn(async move {
+                let r = req.send().await.expect("invoke");
+                (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+            });
+        }
+        set.join_all()
+    };
+    // Teach the pool that calls are quick: a few sequential ones.
+    for _ in 0..10 {
+        assert_eq!(s.invoke("elastic", &json!({"s": 0})).await["status"], json!("success"));
+    }
+    for _ in 0..5 {
+        for (status, r) in burst(0.0, 8).await {
+            assert_eq!(status, 200, "{r}");
+        }
+    }
+    let (_, p) = s.get("/api/v1/pools").await;
+    let quick = live(&p);
+    assert!(quick < 8, "8-way bursts of ~0 ms calls should not need 8 sandboxes: {p}");
+
+    // Slow calls: each is worth a sandbox of its own, so 8 of 300 ms run side by side.
+    let t0 = Instant::now();
+    for (status, r) in burst(0.3, 8).await {
+        assert_eq!(status, 200, "{r}");
+    }
+    let took = t0.elapsed();
+    // Waves of 300 ms calls, plus cold starts: far less than 8 in a row (2.4 s).
+    assert!(took < Duration::from_millis(1500), "8 slow calls took {took:?}: they did not run in parallel");
+    let (_, p) = s.get("/api/v1/pools").await;
+    assert!(live(&p) > quick, "slow calls grew the pool ({quick} → {}): {p}", live(&p));
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use fnbox_core::{ErrorInfo, Function, Language, Runtime};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::backend::{SandboxBackend, SandboxError, SandboxKey, SandboxSpec};
@@ -73,6 +73,7 @@ pub struct Lease {
     /// A cold start that found a pre-started generic sandbox.
     pub prewarmed: bool,
     pub waited: Duration,
+    leased_at: Instant,
     pool: Arc<FunctionPool>,
     backend: Arc<dyn SandboxBackend>,
     _permit: OwnedSemaphorePermit,
@@ -104,6 +105,32 @@ struct FunctionPool {
     live: AtomicUsize,
     idle: Mutex<Vec<Sandbox>>,
     retired: AtomicBool,
+    /// Woken (one waiter per release) when a sandbox goes back to `idle`.
+    released: Notify,
+    /// Callers waiting for a busy sandbox to come free instead of starting one.
+    idle_waiters: AtomicUsize,
+    /// Moving averages (µs) of how long a lease is held and how long a cold start takes.
+    busy_us: Ewma,
+    cold_us: Ewma,
+}
+
+/// An exponentially weighted moving average (weight 1/8) kept in an atomic; racy updates
+/// only lose a sample, which an estimate can afford.
+struct Ewma(AtomicU64);
+
+impl Ewma {
+    fn new(initial: Duration) -> Self {
+        Ewma(AtomicU64::new(initial.as_micros() as u64))
+    }
+    fn get(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
+    fn add(&self, sample: Duration) {
+        let old = self.0.load(Ordering::Relaxed);
+        let s = sample.as_micros().min(u128::from(u64::MAX / 8)) as u64;
+        let new = if old == 0 { s } else { old - old / 8 + s / 8 };
+        self.0.store(new, Ordering::Relaxed);
+    }
 }
 
 /// What the pools hold right now, for `/metrics` and the UI.
@@ -150,6 +177,9 @@ fn destroy(backend: Arc<dyn SandboxBackend>, sandbox: Sandbox) {
     });
 }
 
+/// What a cold start is assumed to cost before one has been measured for a function.
+const INITIAL_COLD_ESTIMATE: Duration = Duration::from_millis(50);
+
 fn key_label(k: &SandboxKey) -> String {
     format!("{}/{}/{}mb", k.language, k.runtime, k.memory_mb)
 }
@@ -192,6 +222,10 @@ impl Pools {
                     live: AtomicUsize::new(0),
                     idle: Mutex::new(Vec::new()),
                     retired: AtomicBool::new(false),
+                    released: Notify::new(),
+                    idle_waiters: AtomicUsize::new(0),
+                    busy_us: Ewma::new(Duration::ZERO),
+                    cold_us: Ewma::new(INITIAL_COLD_ESTIMATE),
                 })
             })
             .clone()
@@ -215,30 +249,60 @@ impl Pools {
                 p.map_err(|_| SandboxError::Unavailable("the function's pool was closed".into()))?
             }
         };
-        let waited = t0.elapsed();
         let lease = |sandbox, cold, prewarmed| Lease {
             sandbox: Some(sandbox),
             cold,
             prewarmed,
-            waited,
+            waited: t0.elapsed(),
+            leased_at: Instant::now(),
             pool: pool.clone(),
             backend: self.inner.backend.clone(),
             _permit: permit,
         };
+        // Wait for a busy sandbox rather than start one when that is expected to be quicker:
+        // calls much shorter than a cold start are served faster by the sandboxes there are,
+        // and a 2-core host is not swamped by sandboxes that would mostly sit idle.
+        let mut wait_until: Option<Instant> = None;
+        loop {
+            let released = pool.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(sb) = self.take_idle(&pool) {
+                return Ok(lease(sb, false, false));
+            }
+            let live = pool.live.load(Ordering::Relaxed);
+            let deadline = *wait_until.get_or_insert_with(|| Instant::now() + pool.cold_us.get());
+            let ahead = pool.idle_waiters.load(Ordering::Relaxed) as u32 + 1;
+            let busy = pool.busy_us.get();
+            let expected_wait = (busy * ahead) / (live.max(1) as u32);
+            // No sandbox to wait for, or no idea yet how long calls take: start one.
+            if live == 0 || busy.is_zero() || Instant::now() + expected_wait >= deadline {
+                break;
+            }
+            pool.idle_waiters.fetch_add(1, Ordering::Relaxed);
+            let _ = tokio::time::timeout_at(deadline.into(), released).await;
+            pool.idle_waiters.fetch_sub(1, Ordering::Relaxed);
+        }
+        let t_cold = Instant::now();
+        let (sandbox, prewarmed) = self.cold_start(f).await?;
+        pool.cold_us.add(t_cold.elapsed());
+        pool.live.fetch_add(1, Ordering::Relaxed);
+        Ok(lease(sandbox, true, prewarmed))
+    }
+
+    /// Pops a live idle sandbox of the pool, destroying dead ones on the way.
+    fn take_idle(&self, pool: &FunctionPool) -> Option<Sandbox> {
         loop {
             let candidate = pool.idle.lock().pop();
             match candidate {
-                Some(sb) if sb.is_alive() => return Ok(lease(sb, false, false)),
+                Some(sb) if sb.is_alive() => return Some(sb),
                 Some(dead) => {
                     pool.live.fetch_sub(1, Ordering::Relaxed);
                     destroy(self.inner.backend.clone(), dead);
                 }
-                None => break,
+                None => return None,
             }
         }
-        let (sandbox, prewarmed) = self.cold_start(f).await?;
-        pool.live.fetch_add(1, Ordering::Relaxed);
-        Ok(lease(sandbox, true, prewarmed))
     }
 
     async fn cold_start(&self, f: &Function) -> Result<(Sandbox, bool), PoolError> {
@@ -339,11 +403,15 @@ impl Pools {
     /// retired version is destroyed instead of reused.
     pub fn release(&self, mut lease: Lease, reusable: bool) {
         let Some(sb) = lease.sandbox.take() else { return };
+        lease.pool.busy_us.add(lease.leased_at.elapsed());
         if reusable && !lease.pool.retired.load(Ordering::Acquire) {
             lease.pool.idle.lock().push(sb);
+            lease.pool.released.notify_one();
         } else {
             lease.pool.live.fetch_sub(1, Ordering::Relaxed);
             destroy(self.inner.backend.clone(), sb);
+            // A waiter counting on this sandbox should think again.
+            lease.pool.released.notify_one();
         }
     }
 
