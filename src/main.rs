@@ -44,6 +44,15 @@ struct ServeArgs {
     /// Pre-started generic sandboxes per (language, runtime, memory) in use; 0 disables.
     #[arg(long, default_value_t = 1)]
     prewarm: usize,
+    /// Most pre-started sandboxes per (language, runtime, memory) when demand is high.
+    #[arg(long, default_value_t = 4)]
+    prewarm_max: usize,
+    /// Most sandboxes alive at once, over all functions.
+    #[arg(long, default_value_t = 64)]
+    max_sandboxes: usize,
+    /// Most memory (MB, the sum of sandbox limits) committed at once; default: 75% of the host's.
+    #[arg(long)]
+    memory_budget_mb: Option<u64>,
     /// Invocations that may wait per function when it is at its concurrency limit.
     #[arg(long, default_value_t = 256)]
     max_queue: usize,
@@ -135,6 +144,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_output_bytes: limits.max_output_bytes,
             max_log_bytes: limits.max_log_bytes,
             check_memory_mb: limits.default_memory_mb,
+            max_prewarm_per_key: args.prewarm_max,
+            max_sandboxes: args.max_sandboxes,
+            memory_budget_mb: args.memory_budget_mb.unwrap_or_else(default_memory_budget_mb),
             ..PoolConfig::default()
         },
     );
@@ -167,6 +179,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not remove all sandboxes"),
     }
     Ok(())
+}
+
+/// Three quarters of the host's memory, leaving room for fnbox, dockerd and the rest.
+fn default_memory_budget_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .map_or(8192, |kb| kb / 1024 * 3 / 4)
 }
 
 /// Per-sandbox socket directories: under /run (a tmpfs, short paths) when we may write there,

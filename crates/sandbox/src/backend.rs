@@ -26,6 +26,9 @@ pub enum SandboxError {
     Start(String),
     #[error("sandbox protocol error: {0}")]
     Protocol(String),
+    /// The sandbox budget (count or memory) is spent and nothing idle can make room.
+    #[error("no room for another sandbox: {0}")]
+    Capacity(String),
 }
 
 /// A backend's own identifier for one sandbox (a container id for Docker).

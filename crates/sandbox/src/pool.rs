@@ -36,6 +36,14 @@ pub struct PoolConfig {
     pub check_memory_mb: u32,
     pub max_output_bytes: usize,
     pub max_log_bytes: usize,
+    /// Most sandboxes (generic, idle and busy) alive at once, over all functions.
+    pub max_sandboxes: usize,
+    /// Most memory (sum of the sandboxes' limits, MB) committed at once.
+    pub memory_budget_mb: u64,
+    /// Most generic sandboxes kept per key when demand is high.
+    pub max_prewarm_per_key: usize,
+    /// Idle sandboxes are reaped while the host's available memory is below this share.
+    pub min_available_memory: f64,
 }
 
 impl Default for PoolConfig {
@@ -50,6 +58,10 @@ impl Default for PoolConfig {
             check_memory_mb: 128,
             max_output_bytes: 6 * 1024 * 1024,
             max_log_bytes: 256 * 1024,
+            max_sandboxes: 64,
+            memory_budget_mb: 8192,
+            max_prewarm_per_key: 4,
+            min_available_memory: 0.10,
         }
     }
 }
@@ -75,7 +87,7 @@ pub struct Lease {
     pub waited: Duration,
     leased_at: Instant,
     pool: Arc<FunctionPool>,
-    backend: Arc<dyn SandboxBackend>,
+    pools: Pools,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -91,7 +103,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(sb) = self.sandbox.take() {
             self.pool.live.fetch_sub(1, Ordering::Relaxed);
-            destroy(self.backend.clone(), sb);
+            self.pools.discard(sb);
         }
     }
 }
@@ -109,9 +121,11 @@ struct FunctionPool {
     released: Notify,
     /// Callers waiting for a busy sandbox to come free instead of starting one.
     idle_waiters: AtomicUsize,
-    /// Moving averages (µs) of how long a lease is held and how long a cold start takes.
+    /// Moving averages of how long a lease is held and how long a cold start takes, from a
+    /// pre-started sandbox (a code load) or from nothing (a container start too).
     busy_us: Ewma,
-    cold_us: Ewma,
+    cold_prewarmed_us: Ewma,
+    cold_full_us: Ewma,
 }
 
 /// An exponentially weighted moving average (weight 1/8) kept in an atomic; racy updates
@@ -141,6 +155,13 @@ pub struct PoolStats {
     pub sandboxes_started: u64,
     pub cold_starts: u64,
     pub prewarmed_cold_starts: u64,
+    /// Sandboxes alive now (generic, idle and busy) and the memory their limits commit.
+    pub sandboxes: usize,
+    pub memory_committed_mb: u64,
+    pub max_sandboxes: usize,
+    pub memory_budget_mb: u64,
+    /// Idle sandboxes removed early to make room or under memory pressure.
+    pub evictions: u64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -162,14 +183,32 @@ struct Inner {
     sandboxes_started: AtomicU64,
     cold_starts: AtomicU64,
     prewarmed_cold_starts: AtomicU64,
+    usage: Mutex<Usage>,
+    evictions: AtomicU64,
+    /// Cold starts per key in the last [`DEMAND_WINDOW`], to size the generic pools.
+    recent_cold: Mutex<HashMap<SandboxKey, std::collections::VecDeque<Instant>>>,
+    /// Keys pre-warmed from configuration (kept at `prewarm_per_key` even without demand).
+    configured: Mutex<std::collections::HashSet<SandboxKey>>,
 }
+
+/// What the live sandboxes commit, against [`PoolConfig::max_sandboxes`] and the memory budget.
+#[derive(Default)]
+struct Usage {
+    sandboxes: usize,
+    memory_mb: u64,
+}
+
+/// How far back cold starts count as demand for pre-started sandboxes.
+const DEMAND_WINDOW: Duration = Duration::from_secs(60);
+/// Cold starts in the window per extra generic sandbox kept ready.
+const COLD_STARTS_PER_PREWARM: usize = 4;
 
 #[derive(Clone)]
 pub struct Pools {
     inner: Arc<Inner>,
 }
 
-fn destroy(backend: Arc<dyn SandboxBackend>, sandbox: Sandbox) {
+fn stop_in_background(backend: Arc<dyn SandboxBackend>, sandbox: Sandbox) {
     tokio::spawn(async move {
         if let Err(e) = backend.stop(&sandbox.id).await {
             tracing::warn!(sandbox = %sandbox.id, error = %e, "could not remove sandbox");
@@ -177,8 +216,9 @@ fn destroy(backend: Arc<dyn SandboxBackend>, sandbox: Sandbox) {
     });
 }
 
-/// What a cold start is assumed to cost before one has been measured for a function.
-const INITIAL_COLD_ESTIMATE: Duration = Duration::from_millis(50);
+/// What cold starts are assumed to cost before one has been measured for a function.
+const INITIAL_PREWARMED_COLD_ESTIMATE: Duration = Duration::from_millis(20);
+const INITIAL_FULL_COLD_ESTIMATE: Duration = Duration::from_millis(300);
 
 fn key_label(k: &SandboxKey) -> String {
     format!("{}/{}/{}mb", k.language, k.runtime, k.memory_mb)
@@ -197,6 +237,10 @@ impl Pools {
                 sandboxes_started: AtomicU64::new(0),
                 cold_starts: AtomicU64::new(0),
                 prewarmed_cold_starts: AtomicU64::new(0),
+                usage: Mutex::new(Usage::default()),
+                evictions: AtomicU64::new(0),
+                recent_cold: Mutex::new(HashMap::new()),
+                configured: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -225,7 +269,8 @@ impl Pools {
                     released: Notify::new(),
                     idle_waiters: AtomicUsize::new(0),
                     busy_us: Ewma::new(Duration::ZERO),
-                    cold_us: Ewma::new(INITIAL_COLD_ESTIMATE),
+                    cold_prewarmed_us: Ewma::new(INITIAL_PREWARMED_COLD_ESTIMATE),
+                    cold_full_us: Ewma::new(INITIAL_FULL_COLD_ESTIMATE),
                 })
             })
             .clone()
@@ -256,7 +301,7 @@ impl Pools {
             waited: t0.elapsed(),
             leased_at: Instant::now(),
             pool: pool.clone(),
-            backend: self.inner.backend.clone(),
+            pools: self.clone(),
             _permit: permit,
         };
         // Wait for a busy sandbox rather than start one when that is expected to be quicker:
@@ -271,10 +316,11 @@ impl Pools {
                 return Ok(lease(sb, false, false));
             }
             let live = pool.live.load(Ordering::Relaxed);
-            let deadline = *wait_until.get_or_insert_with(|| Instant::now() + pool.cold_us.get());
+            let deadline = *wait_until.get_or_insert_with(|| Instant::now() + self.cold_estimate(&pool, f));
             let ahead = pool.idle_waiters.load(Ordering::Relaxed) as u32 + 1;
             let busy = pool.busy_us.get();
-            let expected_wait = (busy * ahead) / (live.max(1) as u32);
+            // A burst finds calls just begun: count a whole call per round of sandboxes.
+            let expected_wait = busy * ahead.div_ceil(live.max(1) as u32);
             // No sandbox to wait for, or no idea yet how long calls take: start one.
             if live == 0 || busy.is_zero() || Instant::now() + expected_wait >= deadline {
                 break;
@@ -285,9 +331,17 @@ impl Pools {
         }
         let t_cold = Instant::now();
         let (sandbox, prewarmed) = self.cold_start(f).await?;
-        pool.cold_us.add(t_cold.elapsed());
+        if prewarmed { &pool.cold_prewarmed_us } else { &pool.cold_full_us }.add(t_cold.elapsed());
         pool.live.fetch_add(1, Ordering::Relaxed);
         Ok(lease(sandbox, true, prewarmed))
+    }
+
+    /// What a cold start of `f` would cost now: a code load when a pre-started sandbox is
+    /// ready for it, a container start as well when not.
+    fn cold_estimate(&self, pool: &FunctionPool, f: &Function) -> Duration {
+        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
+        let ready = self.inner.generic.lock().get(&key).is_some_and(|l| !l.is_empty());
+        if ready { pool.cold_prewarmed_us.get() } else { pool.cold_full_us.get() }
     }
 
     /// Pops a live idle sandbox of the pool, destroying dead ones on the way.
@@ -298,7 +352,7 @@ impl Pools {
                 Some(sb) if sb.is_alive() => return Some(sb),
                 Some(dead) => {
                     pool.live.fetch_sub(1, Ordering::Relaxed);
-                    destroy(self.inner.backend.clone(), dead);
+                    self.discard(dead);
                 }
                 None => return None,
             }
@@ -321,18 +375,111 @@ impl Pools {
         match sandbox.load(&f.code, &f.env, cfg.max_output_bytes, cfg.max_log_bytes, cfg.load_timeout).await {
             Ok(Ok(())) => Ok((sandbox, prewarmed)),
             Ok(Err((error, logs))) => {
-                destroy(self.inner.backend.clone(), sandbox);
+                self.discard(sandbox);
                 Err(PoolError::LoadFailed { error, logs })
             }
             Err(e) => {
-                destroy(self.inner.backend.clone(), sandbox);
+                self.discard(sandbox);
                 Err(e.into())
             }
         }
     }
 
+    /// Stops a sandbox (in the background) and gives its share of the budget back.
+    fn discard(&self, sandbox: Sandbox) {
+        {
+            let mut u = self.inner.usage.lock();
+            u.sandboxes = u.sandboxes.saturating_sub(1);
+            u.memory_mb = u.memory_mb.saturating_sub(u64::from(sandbox.key.memory_mb));
+        }
+        stop_in_background(self.inner.backend.clone(), sandbox);
+    }
+
+    /// Takes a sandbox's share of the budget, evicting idle sandboxes (least recently used
+    /// first) when `evict` allows and the budget is spent.
+    fn reserve(&self, key: SandboxKey, evict: bool) -> Result<(), SandboxError> {
+        let cfg = &self.inner.config;
+        loop {
+            {
+                let mut u = self.inner.usage.lock();
+                if u.sandboxes < cfg.max_sandboxes && u.memory_mb + u64::from(key.memory_mb) <= cfg.memory_budget_mb {
+                    u.sandboxes += 1;
+                    u.memory_mb += u64::from(key.memory_mb);
+                    return Ok(());
+                }
+            }
+            if !evict || !self.evict_idle(1) {
+                let u = self.inner.usage.lock();
+                return Err(SandboxError::Capacity(format!(
+                    "{} sandboxes and {} MB committed of at most {} and {} MB, none idle",
+                    u.sandboxes, u.memory_mb, cfg.max_sandboxes, cfg.memory_budget_mb
+                )));
+            }
+        }
+    }
+
+    fn unreserve(&self, key: SandboxKey) {
+        let mut u = self.inner.usage.lock();
+        u.sandboxes = u.sandboxes.saturating_sub(1);
+        u.memory_mb = u.memory_mb.saturating_sub(u64::from(key.memory_mb));
+    }
+
+    /// Removes up to `n` idle sandboxes, generic or warm, least recently used first.
+    /// Returns whether any was removed.
+    fn evict_idle(&self, n: usize) -> bool {
+        let mut removed = 0;
+        while removed < n {
+            // The oldest idle sandbox of all: (last used, where).
+            let mut oldest: Option<(Instant, Option<(Uuid, u32)>, SandboxKey)> = None;
+            for (k, list) in self.inner.generic.lock().iter() {
+                if let Some(sb) = list.first() {
+                    if oldest.as_ref().is_none_or(|(t, _, _)| sb.last_used < *t) {
+                        oldest = Some((sb.last_used, None, *k));
+                    }
+                }
+            }
+            for (id, pool) in self.inner.functions.lock().iter() {
+                if let Some(sb) = pool.idle.lock().first() {
+                    if oldest.as_ref().is_none_or(|(t, _, _)| sb.last_used < *t) {
+                        oldest = Some((sb.last_used, Some(*id), sb.key));
+                    }
+                }
+            }
+            let victim = match oldest {
+                None => None,
+                Some((_, None, key)) => self.inner.generic.lock().get_mut(&key).and_then(|l| (!l.is_empty()).then(|| l.remove(0))),
+                Some((_, Some(id), _)) => {
+                    let pool = self.inner.functions.lock().get(&id).cloned();
+                    pool.and_then(|p| {
+                        let mut idle = p.idle.lock();
+                        (!idle.is_empty()).then(|| {
+                            p.live.fetch_sub(1, Ordering::Relaxed);
+                            idle.remove(0)
+                        })
+                    })
+                }
+            };
+            let Some(sb) = victim else { break };
+            tracing::info!(sandbox = %sb.id, key = %key_label(&sb.key), "evicting an idle sandbox");
+            self.inner.evictions.fetch_add(1, Ordering::Relaxed);
+            self.discard(sb);
+            removed += 1;
+        }
+        removed > 0
+    }
+
     async fn launch(&self, key: SandboxKey, f: Option<&Function>) -> Result<Sandbox, SandboxError> {
         self.inner.backend.health().await.available(key.runtime)?;
+        // Sandboxes for a call may evict idle ones; pre-started ones only use what is free.
+        self.reserve(key, f.is_some())?;
+        let launched = self.launch_reserved(key, f).await;
+        if launched.is_err() {
+            self.unreserve(key);
+        }
+        launched
+    }
+
+    async fn launch_reserved(&self, key: SandboxKey, f: Option<&Function>) -> Result<Sandbox, SandboxError> {
         let mut labels = BTreeMap::new();
         if let Some(f) = f {
             labels.insert("fnbox.function".to_string(), f.name.clone());
@@ -350,15 +497,33 @@ impl Pools {
             if sb.is_alive() {
                 return Some(sb);
             }
-            destroy(self.inner.backend.clone(), sb);
+            self.discard(sb);
         }
         None
     }
 
     fn note_demand(&self, key: SandboxKey) {
-        let mut targets = self.inner.targets.lock();
-        let t = targets.entry(key).or_insert(0);
-        *t = (*t).max(self.inner.config.prewarm_per_key);
+        let now = Instant::now();
+        self.inner.recent_cold.lock().entry(key).or_default().push_back(now);
+        let target = self.demand_target(key, now);
+        self.inner.targets.lock().insert(key, target);
+    }
+
+    /// Generic sandboxes to keep for `key`: the configured number, plus one per few recent
+    /// cold starts, capped. Keys nobody has used for a while fall back to the configured base
+    /// (or to none, for keys that were never configured).
+    fn demand_target(&self, key: SandboxKey, now: Instant) -> usize {
+        let cfg = &self.inner.config;
+        let recent = {
+            let mut all = self.inner.recent_cold.lock();
+            let q = all.entry(key).or_default();
+            while q.front().is_some_and(|t| now.duration_since(*t) > DEMAND_WINDOW) {
+                q.pop_front();
+            }
+            q.len()
+        };
+        let base = if recent > 0 || self.inner.configured.lock().contains(&key) { cfg.prewarm_per_key } else { 0 };
+        (base + recent / COLD_STARTS_PER_PREWARM).min(cfg.max_prewarm_per_key.max(cfg.prewarm_per_key))
     }
 
     /// Starts generic sandboxes for `key` in the background until its target is met.
@@ -389,6 +554,7 @@ impl Pools {
 
     /// Asks for `per_key` generic sandboxes for each key, now and after each use.
     pub fn prewarm(&self, keys: &[SandboxKey], per_key: usize) {
+        self.inner.configured.lock().extend(keys.iter().copied());
         for key in keys {
             {
                 let mut targets = self.inner.targets.lock();
@@ -409,7 +575,7 @@ impl Pools {
             lease.pool.released.notify_one();
         } else {
             lease.pool.live.fetch_sub(1, Ordering::Relaxed);
-            destroy(self.inner.backend.clone(), sb);
+            self.discard(sb);
             // A waiter counting on this sandbox should think again.
             lease.pool.released.notify_one();
         }
@@ -426,7 +592,7 @@ impl Pools {
             pool.retired.store(true, Ordering::Release);
             for sb in pool.idle.lock().drain(..) {
                 pool.live.fetch_sub(1, Ordering::Relaxed);
-                destroy(self.inner.backend.clone(), sb);
+                self.discard(sb);
             }
         }
     }
@@ -443,7 +609,7 @@ impl Pools {
         if result.is_ok() {
             self.inner.generic.lock().entry(key).or_default().push(sb);
         } else {
-            destroy(self.inner.backend.clone(), sb);
+            self.discard(sb);
         }
         result
     }
@@ -467,11 +633,34 @@ impl Pools {
             });
         }
         for sb in expired {
-            destroy(self.inner.backend.clone(), sb);
+            self.discard(sb);
         }
+        let now = Instant::now();
         let keys: Vec<SandboxKey> = self.inner.targets.lock().keys().copied().collect();
         for key in keys {
+            let target = self.demand_target(key, now);
+            self.inner.targets.lock().insert(key, target);
+            let extra: Vec<Sandbox> = {
+                let mut generic = self.inner.generic.lock();
+                let list = generic.entry(key).or_default();
+                let n = list.len().saturating_sub(target);
+                list.drain(..n).collect()
+            };
+            for sb in extra {
+                self.discard(sb);
+            }
             self.refill(key);
+        }
+        if let Some(share) = available_memory_share() {
+            if share < self.inner.config.min_available_memory {
+                let idle = self.inner.generic.lock().values().map(Vec::len).sum::<usize>()
+                    + self.inner.functions.lock().values().map(|p| p.idle.lock().len()).sum::<usize>();
+                let n = idle.div_ceil(4);
+                if n > 0 {
+                    tracing::warn!(available = format!("{:.0}%", share * 100.0), evicting = n, "memory pressure: reaping idle sandboxes");
+                    self.evict_idle(n);
+                }
+            }
         }
     }
 
@@ -498,6 +687,10 @@ impl Pools {
     }
 
     pub fn stats(&self) -> PoolStats {
+        let usage = {
+            let u = self.inner.usage.lock();
+            (u.sandboxes, u.memory_mb)
+        };
         let functions = self
             .inner
             .functions
@@ -521,6 +714,21 @@ impl Pools {
             sandboxes_started: self.inner.sandboxes_started.load(Ordering::Relaxed),
             cold_starts: self.inner.cold_starts.load(Ordering::Relaxed),
             prewarmed_cold_starts: self.inner.prewarmed_cold_starts.load(Ordering::Relaxed),
+            sandboxes: usage.0,
+            memory_committed_mb: usage.1,
+            max_sandboxes: self.inner.config.max_sandboxes,
+            memory_budget_mb: self.inner.config.memory_budget_mb,
+            evictions: self.inner.evictions.load(Ordering::Relaxed),
         }
     }
+}
+
+/// MemAvailable / MemTotal from /proc/meminfo (None where it cannot be read).
+fn available_memory_share() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok())
+    };
+    let (total, available) = (field("MemTotal:")?, field("MemAvailable:")?);
+    (total > 0.0).then(|| available / total)
 }
