@@ -249,8 +249,10 @@ impl Engine {
         };
         let sandbox_id = sandbox.id.clone();
         let outcome = sandbox.invoke(&ctx.execution_id, &event, &ctx, timeout).await;
+        let mut leftover = Vec::new();
         let reusable = match outcome {
-            InvokeOutcome::Completed { result, memory_bytes } => {
+            InvokeOutcome::Completed { result, memory_bytes, leftover: left } => {
+                leftover = left;
                 exec.memory_bytes = memory_bytes;
                 exec.exec_ms = result.exec_ms;
                 exec.logs = truncate_text(&result.logs, limits.max_log_bytes).0;
@@ -307,6 +309,13 @@ impl Engine {
                 false
             }
         };
+        // Work the call left running (a process, a thread, a timer) would act during the next
+        // call and could write into its logs or answer in its place: that sandbox is not reused.
+        let reusable = reusable && leftover.is_empty();
+        if !leftover.is_empty() {
+            tracing::info!(function = %f.name, sandbox = %sandbox_id, leftover = ?leftover, "sandbox discarded: work left running");
+            note_leftover(&mut exec.logs, &leftover);
+        }
         self.inner.pools.release(lease, reusable);
         self.finish(exec, t0).await
     }
@@ -335,4 +344,18 @@ impl Engine {
         let _ = self.inner.executions.send(record);
         Ok(exec)
     }
+}
+
+/// Appends a line to an execution's logs saying its sandbox was discarded for leftover work.
+fn note_leftover(logs: &mut String, leftover: &[String]) {
+    const MAX_CHARS: usize = 512;
+    let mut what = leftover.join(", ");
+    if let Some((cut, _)) = what.char_indices().nth(MAX_CHARS) {
+        what.truncate(cut);
+        what.push('…');
+    }
+    if !logs.is_empty() && !logs.ends_with('\n') {
+        logs.push('\n');
+    }
+    logs.push_str(&format!("[fnbox: still running after the call, so its sandbox was discarded: {what}]"));
 }
