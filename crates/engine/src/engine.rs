@@ -31,6 +31,9 @@ impl Default for EngineConfig {
     }
 }
 
+/// Room past `max_log_bytes` for the bootstrap's `[fnbox: logs truncated]` marker.
+const LOG_MARKER_ROOM: usize = 64;
+
 /// The platform's core service. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -255,7 +258,9 @@ impl Engine {
                 leftover = left;
                 exec.memory_bytes = memory_bytes;
                 exec.exec_ms = result.exec_ms;
-                exec.logs = truncate_text(&result.logs, limits.max_log_bytes).0;
+                // The bootstrap caps logs at max_log_bytes and marks the cut itself; cutting again
+                // here would replace its marker with a confusing "[truncated 24 bytes]".
+                exec.logs = truncate_text(&result.logs, limits.max_log_bytes + LOG_MARKER_ROOM).0;
                 match result.status {
                     ResultStatus::Success => {
                         let raw = result.output.as_deref().map_or("null", RawValue::get);
@@ -358,4 +363,23 @@ fn note_leftover(logs: &mut String, leftover: &[String]) {
         logs.push('\n');
     }
     logs.push_str(&format!("[fnbox: still running after the call, so its sandbox was discarded: {what}]"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::note_leftover;
+
+    #[test]
+    fn leftover_note_goes_on_its_own_line_and_is_bounded() {
+        let mut logs = String::from("hello");
+        note_leftover(&mut logs, &["process 7 (sleep)".into(), "1 active Timeout".into()]);
+        assert_eq!(
+            logs,
+            "hello\n[fnbox: still running after the call, so its sandbox was discarded: process 7 (sleep), 1 active Timeout]"
+        );
+        let mut logs = String::new();
+        note_leftover(&mut logs, &["é".repeat(2000)]);
+        assert!(logs.starts_with("[fnbox: still running"));
+        assert!(logs.chars().count() < 700, "{}", logs.len());
+    }
 }

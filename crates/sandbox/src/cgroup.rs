@@ -111,3 +111,19 @@ impl ProcessProbe {
         Some(text.lines().filter(|l| !l.trim().is_empty()).count())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_listed_processes() {
+        let procs = std::env::temp_dir().join(format!("fnbox-procs-test-{}", std::process::id()));
+        fs::write(&procs, "1\n23\n\n").expect("write");
+        let probe = ProcessProbe { procs: procs.clone() };
+        assert_eq!(probe.processes(), Some(2));
+        fs::remove_file(&procs).expect("remove");
+        assert_eq!(probe.processes(), None, "a removed cgroup reads as unknown, not as empty");
+        assert!(ProcessProbe::find_docker("no-such-container").is_none());
+    }
+}
