@@ -373,6 +373,7 @@ function handleLoad(msg) {
   const origExports = mod.exports;
   cap.reset(state.maxLogs);
   installCapture();
+  resourceBaseline = countResources();
   try {
     const wrapper = script.runInThisContext({ displayErrors: false });
     wrapper.call(origExports, origExports, req, mod, MODULE_FILE, MODULE_DIR);
@@ -420,6 +421,94 @@ function serializeOutput(value) {
     }
   }
   return [out, null];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Leftover work: what the call left running that the bootstrap did not start (processes, timers,
+// handles). The host does not reuse a sandbox that reports any (docs/PROTOCOL.md, "leftover").
+
+const MAX_LEFTOVER = 8;
+let resourceBaseline = null; // resource type -> count, taken just before the module's code runs
+
+function countResources() {
+  const counts = new Map();
+  if (typeof process.getActiveResourcesInfo !== 'function') return counts; // Node < 17.3
+  for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) || 0) + 1);
+  return counts;
+}
+
+function procStat(pid) {
+  // [comm, state] of a process, or null when it is gone
+  let data;
+  try {
+    data = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
+  } catch (e) {
+    return null;
+  }
+  const close = data.lastIndexOf(')');
+  const fields = data.slice(close + 1).trim().split(' ');
+  return [data.slice(data.indexOf('(') + 1, close), fields[0]];
+}
+
+function childrenOf(pid) {
+  const out = [];
+  let tids = [];
+  try {
+    tids = fs.readdirSync('/proc/' + pid + '/task');
+  } catch (e) {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      for (const c of fs.readFileSync('/proc/' + pid + '/task/' + tid + '/children', 'utf8').split(' ')) {
+        if (c.trim()) out.push(Number(c));
+      }
+    } catch (e) { /* gone */ }
+  }
+  return out;
+}
+
+function otherProcesses() {
+  // Every other process in the pid namespace when we are its init (pid 1, as in a sandbox: orphans are
+  // reparented to us), else our descendants (on a host).
+  let pids = [];
+  if (process.pid === 1) {
+    try {
+      pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((p) => p !== 1);
+    } catch (e) {
+      return [];
+    }
+  } else {
+    const todo = childrenOf(process.pid);
+    while (todo.length && pids.length < 4096) {
+      const p = todo.pop();
+      pids.push(p);
+      for (const c of childrenOf(p)) todo.push(c);
+    }
+  }
+  const found = [];
+  for (const p of pids.sort((a, b) => a - b)) {
+    const st = procStat(p);
+    if (st !== null && st[1] !== 'Z' && st[1] !== 'X') found.push('process ' + p + ' (' + st[0] + ')');
+  }
+  return found;
+}
+
+function leftovers() {
+  let found = [];
+  try {
+    found = otherProcesses();
+    if (resourceBaseline !== null) {
+      for (const [type, n] of countResources()) {
+        const extra = n - (resourceBaseline.get(type) || 0);
+        if (extra > 0) found.push(extra + ' active ' + type);
+      }
+    }
+  } catch (e) {
+    found.push('leftover check failed: ' + (e && e.message));
+  }
+  if (found.length > MAX_LEFTOVER) found = found.slice(0, MAX_LEFTOVER).concat(['and ' + (found.length - MAX_LEFTOVER) + ' more']);
+  return found;
 }
 
 function fmtMs(ms) {
@@ -470,6 +559,8 @@ function handleInvoke(msg) {
         line = '{"type":"result","id":' + jid + ',"status":"error","error":' + JSON.stringify(err) + ',"logs":' + JSON.stringify(cap.value()) + ',"exec_ms":' + fmtMs(inv.execMs) + '}\n';
       }
       if (state.current === inv) state.current = null;
+      const left = leftovers();
+      if (left.length) line = line.slice(0, -2) + ',"leftover":' + JSON.stringify(left) + '}\n';
       writeOut(line);
       busy = false;
       pump();

@@ -428,6 +428,32 @@ class BootstrapTests(object):
         self.assertEqual(r["status"], "success", r)
         self.assertEqual(r["output"].strip(), "", "child process inherited: %r" % r["output"])
 
+    def test_no_leftover_after_clean_calls(self):
+        for code in (self.HELLO, self.CHILD_FDS, self.JOINED_WORK):
+            with self.subTest(code=code):
+                b, _ = self.loaded(code)
+                r = self.invoke(b, {"name": "x"})
+                self.assertEqual(r["status"], "success", r)
+                self.assertNotIn("leftover", r)
+
+    def test_background_process_is_leftover(self):
+        b, _ = self.loaded(self.SPAWN_SLEEP)
+        r = self.invoke(b, {})
+        self.assertEqual(r["status"], "success", r)
+        pid = r["output"]
+        self.addCleanup(_kill_quietly, pid)
+        self.assertTrue(any(x.startswith("process %d (sleep)" % pid) for x in r.get("leftover", [])), r)
+        _kill_quietly(pid)
+        time.sleep(0.2)  # the bootstrap may not reap it: a zombie is not leftover work
+        r = self.invoke(b, {"check": True}, "e2")
+        self.assertNotIn("leftover", r)
+
+    def test_pending_timer_or_thread_is_leftover(self):
+        b, _ = self.loaded(self.BACKGROUND_WORK)
+        r = self.invoke(b, {})
+        self.assertEqual(r["status"], "success", r)
+        self.assertTrue(any(self.BACKGROUND_WORK_LEFTOVER in x for x in r.get("leftover", [])), r)
+
     def test_round_trip_1000(self):
         b, _ = self.loaded(self.ECHO)
         n = 1000
@@ -444,6 +470,15 @@ class BootstrapTests(object):
         sys.stderr.write("\n    [%s] %d sequential invokes: mean round trip %.3f ms (handler exec %.4f ms)  "
                          % (self.LANG, n, mean, execs / n))
         self.assertLess(mean, 5.0)
+
+
+def _kill_quietly(pid):
+    import signal
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, os.WNOHANG)  # not our child: ECHILD, harmless
+    except OSError:
+        pass
 
 
 class PythonBootstrapTest(BootstrapTests, unittest.TestCase):
@@ -492,6 +527,39 @@ class PythonBootstrapTest(BootstrapTests, unittest.TestCase):
                  "def handler(event, context):\n"
                  "    return subprocess.run(['/bin/sh', '-c', 'for f in 3 4; do [ -e /proc/$$/fd/$f ] && echo open$f; done; true'],\n"
                  "                          capture_output=True, text=True).stdout\n")
+    JOINED_WORK = ("import threading, asyncio\n"
+                   "def handler(event, context):\n"
+                   "    t = threading.Thread(target=lambda: None)\n"
+                   "    t.start()\n"
+                   "    t.join()\n"
+                   "    return asyncio.run(asyncio.sleep(0, 'done'))\n")
+    SPAWN_SLEEP = ("import subprocess\n"
+                   "def handler(event, context):\n"
+                   "    if event.get('check'):\n"
+                   "        return 'checked'\n"
+                   "    return subprocess.Popen(['sleep', '30']).pid\n")
+    BACKGROUND_WORK = ("import threading, time\n"
+                       "def handler(event, context):\n"
+                       "    threading.Thread(target=time.sleep, args=(0.5,), name='lingering').start()\n"
+                       "    return 'started'\n")
+    BACKGROUND_WORK_LEFTOVER = "thread 'lingering'"
+
+    def test_pending_asyncio_task_is_leftover(self):
+        b, _ = self.loaded("import asyncio\n"
+                           "async def handler(event):\n"
+                           "    asyncio.get_running_loop().create_task(asyncio.sleep(5))\n"
+                           "    return 'started'\n")
+        r = self.invoke(b, {})
+        self.assertEqual(r["status"], "success", r)
+        self.assertIn("1 pending asyncio task(s)", r.get("leftover", []), r)
+
+    def test_low_level_thread_is_leftover(self):
+        b, _ = self.loaded("import _thread, time\n"
+                           "def handler(event):\n"
+                           "    _thread.start_new_thread(time.sleep, (0.5,))\n"
+                           "    return 'started'\n")
+        r = self.invoke(b, {})
+        self.assertIn("1 thread(s) outside the threading module", r.get("leftover", []), r)
 
     def test_one_arg_handler(self):
         b, _ = self.loaded("def handler(event):\n    return event['v'] * 2\n")
@@ -594,6 +662,16 @@ class NodeBootstrapTest(BootstrapTests, unittest.TestCase):
     CHILD_FDS = ("const cp = require('child_process');\n"
                  "exports.handler = () => cp.execFileSync('/bin/sh', ['-c',\n"
                  "  'for f in 3 4; do [ -e /proc/$$/fd/$f ] && echo open$f; done; true'], { encoding: 'utf8' });\n")
+    JOINED_WORK = ("exports.handler = async () => {\n"
+                   "  const t = setInterval(() => {}, 1); clearInterval(t);\n"
+                   "  await new Promise((r) => setTimeout(r, 5));\n"
+                   "  await require('fs').promises.readFile(__filename).catch(() => null);\n"
+                   "  return 'done';\n"
+                   "};\n")
+    SPAWN_SLEEP = ("const cp = require('child_process');\n"
+                   "exports.handler = (e) => e.check ? 'checked' : cp.spawn('sleep', ['30'], { stdio: 'ignore' }).pid;\n")
+    BACKGROUND_WORK = "exports.handler = () => { setInterval(() => console.log('tick'), 50); return 'started'; };\n"
+    BACKGROUND_WORK_LEFTOVER = "1 active Timeout"
 
     def test_undefined_is_null(self):
         b, _ = self.loaded("exports.handler = () => {};\n")

@@ -158,3 +158,41 @@ pub fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
 }
+
+impl TestServer {
+    /// The server process's pid (to read its memory from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's resident memory in bytes, from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// The `fnbox.instance` label of this server's sandboxes (as `fnbox_sandbox::docker::instance_id`
+    /// computes it: FNV-1a of the canonical data dir).
+    pub fn instance(&self) -> String {
+        let dir = self.data_dir();
+        let path = dir.canonicalize().unwrap_or(dir);
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in path.to_string_lossy().as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    }
+
+    /// Ids of every container this server owns right now (through the docker CLI).
+    pub fn containers(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--no-trunc", "--filter"])
+            .arg(format!("label=fnbox.instance={}", self.instance()))
+            .output()
+            .expect("docker ps");
+        assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+    }
+}

@@ -31,6 +31,9 @@ impl Default for EngineConfig {
     }
 }
 
+/// Room past `max_log_bytes` for the bootstrap's `[fnbox: logs truncated]` marker.
+const LOG_MARKER_ROOM: usize = 64;
+
 /// The platform's core service. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -259,11 +262,15 @@ impl Engine {
         };
         let sandbox_id = sandbox.id.clone();
         let outcome = sandbox.invoke(&ctx.execution_id, &event, &ctx, timeout).await;
+        let mut leftover = Vec::new();
         let reusable = match outcome {
-            InvokeOutcome::Completed { result, memory_bytes } => {
+            InvokeOutcome::Completed { result, memory_bytes, leftover: left } => {
+                leftover = left;
                 exec.memory_bytes = memory_bytes;
                 exec.exec_ms = result.exec_ms;
-                exec.logs = truncate_text(&result.logs, limits.max_log_bytes).0;
+                // The bootstrap caps logs at max_log_bytes and marks the cut itself; cutting again
+                // here would replace its marker with a confusing "[truncated 24 bytes]".
+                exec.logs = truncate_text(&result.logs, limits.max_log_bytes + LOG_MARKER_ROOM).0;
                 match result.status {
                     ResultStatus::Success => {
                         let raw = result.output.as_deref().map_or("null", RawValue::get);
@@ -317,6 +324,13 @@ impl Engine {
                 false
             }
         };
+        // Work the call left running (a process, a thread, a timer) would act during the next
+        // call and could write into its logs or answer in its place: that sandbox is not reused.
+        let reusable = reusable && leftover.is_empty();
+        if !leftover.is_empty() {
+            tracing::info!(function = %f.name, sandbox = %sandbox_id, leftover = ?leftover, "sandbox discarded: work left running");
+            note_leftover(&mut exec.logs, &leftover);
+        }
         self.inner.pools.release(lease, reusable);
         self.finish(exec, t0).await
     }
@@ -344,5 +358,38 @@ impl Engine {
         metrics::histogram!("fnbox_invocation_duration_seconds", &labels).record(record.duration_ms / 1000.0);
         let _ = self.inner.executions.send(record);
         Ok(exec)
+    }
+}
+
+/// Appends a line to an execution's logs saying its sandbox was discarded for leftover work.
+fn note_leftover(logs: &mut String, leftover: &[String]) {
+    const MAX_CHARS: usize = 512;
+    let mut what = leftover.join(", ");
+    if let Some((cut, _)) = what.char_indices().nth(MAX_CHARS) {
+        what.truncate(cut);
+        what.push('…');
+    }
+    if !logs.is_empty() && !logs.ends_with('\n') {
+        logs.push('\n');
+    }
+    logs.push_str(&format!("[fnbox: still running after the call, so its sandbox was discarded: {what}]"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::note_leftover;
+
+    #[test]
+    fn leftover_note_goes_on_its_own_line_and_is_bounded() {
+        let mut logs = String::from("hello");
+        note_leftover(&mut logs, &["process 7 (sleep)".into(), "1 active Timeout".into()]);
+        assert_eq!(
+            logs,
+            "hello\n[fnbox: still running after the call, so its sandbox was discarded: process 7 (sleep), 1 active Timeout]"
+        );
+        let mut logs = String::new();
+        note_leftover(&mut logs, &["é".repeat(2000)]);
+        assert!(logs.starts_with("[fnbox: still running"));
+        assert!(logs.chars().count() < 700, "{}", logs.len());
     }
 }

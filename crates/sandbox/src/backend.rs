@@ -110,6 +110,12 @@ pub trait SandboxBackend: Send + Sync + 'static {
     async fn exit_info(&self, id: &SandboxId) -> Result<ExitInfo, SandboxError>;
     /// Where to read its peak memory cheaply, if the host exposes it.
     fn memory_probe(&self, id: &SandboxId) -> Option<MemoryProbe>;
+    /// Where the host can count the function's processes itself, if it can (runc: yes;
+    /// gVisor: no, its cgroup holds the sandbox kernel). Used to refuse reusing a sandbox
+    /// that still runs something after a call, whatever the bootstrap claims.
+    fn process_probe(&self, _id: &SandboxId, _key: &SandboxKey) -> Option<ProcessProbe> {
+        None
+    }
     /// Current memory usage reported by the backend (slower than a probe).
     async fn memory_usage(&self, id: &SandboxId) -> Result<Option<u64>, SandboxError>;
     /// Removes every sandbox this fnbox owns (at start and at shutdown).
@@ -117,4 +123,4 @@ pub trait SandboxBackend: Send + Sync + 'static {
     async fn health(&self) -> RuntimeHealth;
 }
 
-pub use crate::cgroup::MemoryProbe;
+pub use crate::cgroup::{MemoryProbe, ProcessProbe};

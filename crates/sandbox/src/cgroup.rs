@@ -79,3 +79,51 @@ impl MemoryProbe {
         }
     }
 }
+
+/// Counts the processes in a sandbox's cgroup from the host, where the function cannot lie
+/// about them. Processes, not tasks: `pids.current` also counts threads (Node.js starts its
+/// thread pool lazily, so that number moves on its own) and zombies, while `cgroup.procs`
+/// lists live thread-group leaders only. Meaningful under runc only: under gVisor the cgroup
+/// holds the sandbox kernel, not the function's processes.
+#[derive(Debug, Clone)]
+pub struct ProcessProbe {
+    procs: PathBuf,
+}
+
+impl ProcessProbe {
+    /// Finds the pids (v1) or unified (v2) cgroup of a Docker container by the usual layouts.
+    pub fn find_docker(container_id: &str) -> Option<ProcessProbe> {
+        [
+            format!("/sys/fs/cgroup/pids/docker/{container_id}"),
+            format!("/sys/fs/cgroup/pids/system.slice/docker-{container_id}.scope"),
+            format!("/sys/fs/cgroup/docker/{container_id}"),
+            format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope"),
+        ]
+        .into_iter()
+        .map(|d| PathBuf::from(d).join("cgroup.procs"))
+        .find(|p| p.exists())
+        .map(|procs| ProcessProbe { procs })
+    }
+
+    /// Live processes in the cgroup now; None when it cannot be read (e.g. already removed).
+    pub fn processes(&self) -> Option<usize> {
+        let text = fs::read_to_string(&self.procs).ok()?;
+        Some(text.lines().filter(|l| !l.trim().is_empty()).count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_listed_processes() {
+        let procs = std::env::temp_dir().join(format!("fnbox-procs-test-{}", std::process::id()));
+        fs::write(&procs, "1\n23\n\n").expect("write");
+        let probe = ProcessProbe { procs: procs.clone() };
+        assert_eq!(probe.processes(), Some(2));
+        fs::remove_file(&procs).expect("remove");
+        assert_eq!(probe.processes(), None, "a removed cgroup reads as unknown, not as empty");
+        assert!(ProcessProbe::find_docker("no-such-container").is_none());
+    }
+}

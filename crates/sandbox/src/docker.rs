@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StatsOptions,
 };
@@ -18,7 +18,10 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{Channel, ExitInfo, MemoryProbe, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxSpec};
+use crate::backend::{
+    Channel, ExitInfo, MemoryProbe, ProcessProbe, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey,
+    SandboxSpec,
+};
 use crate::channel::{self, ChannelKind, LineSplitter, SocketDir, SOCKET_ENV, SOCKET_MOUNT};
 
 /// Labels that mark a container as fnbox's; `fnbox.instance` scopes clean-up to one data dir,
@@ -260,6 +263,11 @@ impl SandboxBackend for DockerBackend {
                 "/tmp".to_string(),
                 format!("rw,nosuid,nodev,noexec,size={}m", self.config.tmpfs_mb),
             )])),
+            // /dev/shm is the other world-writable place; as small as /tmp.
+            shm_size: Some(i64::from(self.config.tmpfs_mb) * 1024 * 1024),
+            // Whatever the function writes to fd 2 reaches fnbox through the attach stream (which
+            // keeps only a tail); a logging driver would also store all of it on the host's disk.
+            log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             ..Default::default()
@@ -370,6 +378,13 @@ impl SandboxBackend for DockerBackend {
 
     fn memory_probe(&self, id: &SandboxId) -> Option<MemoryProbe> {
         MemoryProbe::find_docker(&id.0)
+    }
+
+    fn process_probe(&self, id: &SandboxId, key: &SandboxKey) -> Option<ProcessProbe> {
+        match key.runtime {
+            Runtime::Docker => ProcessProbe::find_docker(&id.0),
+            Runtime::Gvisor => None,
+        }
     }
 
     async fn memory_usage(&self, id: &SandboxId) -> Result<Option<u64>, SandboxError> {

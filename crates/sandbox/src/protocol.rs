@@ -102,6 +102,10 @@ pub struct InvokeResult {
     pub logs: String,
     #[serde(default)]
     pub exec_ms: Option<f64>,
+    /// What the bootstrap found still running after the call that it did not start itself
+    /// (processes, threads, timers). Optional: older bootstraps never send it.
+    #[serde(default)]
+    pub leftover: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -182,5 +186,14 @@ mod tests {
             .expect("decodes");
         assert!(matches!(r, Reply::LoadFailed { error, .. } if error.line == Some(3)));
         assert!(decode(b"garbage").is_err());
+    }
+
+    #[test]
+    fn leftover_is_optional() {
+        let r = decode(br#"{"type":"result","id":"1","status":"success","output":1,"leftover":["process 7 (sleep)"]}"#)
+            .expect("decodes");
+        assert!(matches!(r, Reply::Result(res) if res.leftover == Some(vec!["process 7 (sleep)".to_string()])));
+        let r = decode(br#"{"type":"result","id":"1","status":"success","output":1}"#).expect("decodes");
+        assert!(matches!(r, Reply::Result(res) if res.leftover.is_none()));
     }
 }

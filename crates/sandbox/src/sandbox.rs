@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::backend::{LineReceiver, MemoryProbe, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
+use crate::backend::{LineReceiver, MemoryProbe, ProcessProbe, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
 use crate::protocol::{self, InvokeContext, InvokeResult, Reply, Request};
 
 /// A running sandbox whose bootstrap answers on its protocol channel. It is either
@@ -22,6 +22,8 @@ pub struct Sandbox {
     lines: LineReceiver,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     memory: Option<MemoryProbe>,
+    /// Host-side process count and its value once the bootstrap was up (runc only).
+    processes: Option<(ProcessProbe, usize)>,
     pub runtime_version: String,
     pub started_at: Instant,
     pub last_used: Instant,
@@ -33,8 +35,10 @@ pub struct Sandbox {
 
 /// How one invocation ended, from the sandbox's point of view.
 pub enum InvokeOutcome {
-    /// The bootstrap answered (success or a handler error).
-    Completed { result: InvokeResult, memory_bytes: Option<u64> },
+    /// The bootstrap answered (success or a handler error). `leftover` lists what is still
+    /// running after the call (as the bootstrap reports it, and as the host counts it where it
+    /// can); when it is not empty the sandbox must not serve another call.
+    Completed { result: InvokeResult, memory_bytes: Option<u64>, leftover: Vec<String> },
     /// No answer before the deadline: the sandbox must be destroyed.
     TimedOut { memory_bytes: Option<u64> },
     /// The channel closed or broke mid-invocation (crash, exit, OOM kill, garbage on the wire).
@@ -76,6 +80,7 @@ impl Sandbox {
         let now = Instant::now();
         let mut sandbox = Sandbox {
             memory: backend.memory_probe(&id),
+            processes: None,
             id,
             key: spec.key,
             input: channel.input,
@@ -91,6 +96,9 @@ impl Sandbox {
         match sandbox.recv(ready_timeout).await {
             Ok(Reply::Ready { runtime_version, .. }) => {
                 sandbox.runtime_version = runtime_version;
+                sandbox.processes = backend
+                    .process_probe(&sandbox.id, &sandbox.key)
+                    .and_then(|p| p.processes().map(|n| (p, n)));
                 Ok(sandbox)
             }
             Ok(other) => Err(SandboxError::Start(format!("expected `ready`, got {other:?}"))),
@@ -196,7 +204,9 @@ impl Sandbox {
                 if !self.pending_logs.is_empty() {
                     result.logs = std::mem::take(&mut self.pending_logs) + &result.logs;
                 }
-                InvokeOutcome::Completed { result, memory_bytes }
+                let mut leftover = result.leftover.take().unwrap_or_default();
+                leftover.extend(self.extra_processes());
+                InvokeOutcome::Completed { result, memory_bytes, leftover }
             }
             Ok(other) => InvokeOutcome::Died {
                 reason: format!("unexpected message from the sandbox: {other:?}"),
@@ -220,6 +230,16 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// What the host sees running beyond the bootstrap itself, whatever the bootstrap said
+    /// (the function shares its interpreter and could silence its report).
+    fn extra_processes(&self) -> Option<String> {
+        let (probe, baseline) = self.processes.as_ref()?;
+        let now = probe.processes()?;
+        (now > *baseline).then(|| {
+            format!("{} process(es) besides the bootstrap, counted in the sandbox's cgroup", now - baseline)
+        })
+    }
+
     /// False once the sandbox's channel has closed (it exited, or the daemon went away), or
     /// when it wrote something nobody asked for: either way it cannot be trusted with a call.
     pub fn is_alive(&self) -> bool {
