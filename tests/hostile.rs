@@ -4,11 +4,12 @@
 //!
 //! How "normal latency" is judged: before a runtime's attacks, 20 warm calls of its hello
 //! function are timed (client side, HTTP included) and their median taken. During an attack
-//! every hello call must answer within `max(10 × median, FLOOR)`, FLOOR being 150 ms on runc
-//! and 300 ms on gVisor. The medians are well under 2 ms, so the floor is what binds: this
+//! every hello call must answer within `max(10 × median, FLOOR)`, FLOOR being 250 ms on runc
+//! and 500 ms on gVisor. The medians are well under 2 ms, so the floor is what binds: this
 //! machine has two cores shared with other builds, and an attacker holds one of them (its CPU
 //! quota), so scheduling hiccups of tens of ms are noise (the worst seen in quiet runs: 67 ms on
-//! runc while a sandbox was OOM-killed, 131 ms on gVisor while one serialised 100 MB); a sandbox
+//! runc while a sandbox was OOM-killed, 131 ms on gVisor while one serialised 100 MB, 314 ms
+//! on gVisor with another test suite building beside it); a sandbox
 //! starving the host is not (that shows as seconds, or as a failed call). Attacks are serialised across the
 //! tests of this file (one lock), so each hello measurement sees one attack at a time; set-up
 //! and the follow-up calls of different tests may overlap.
@@ -61,7 +62,7 @@ async fn hello(s: &TestServer, runtime: &'static str) -> Hello {
     }
     times.sort();
     let p50 = times[times.len() / 2];
-    let floor = Duration::from_millis(if runtime == "gvisor" { 300 } else { 150 });
+    let floor = Duration::from_millis(if runtime == "gvisor" { 500 } else { 250 });
     let bound = (p50 * 10).max(floor);
     eprintln!(
         "[hostile] {runtime} hello: 20 warm calls p50 {:.2} ms, max {:.2} ms -> bound during attacks {} ms",

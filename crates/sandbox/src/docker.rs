@@ -371,9 +371,17 @@ impl SandboxBackend for DockerBackend {
     }
 
     async fn exit_info(&self, id: &SandboxId) -> Result<ExitInfo, SandboxError> {
-        let info = self.docker.inspect_container(&id.0, None).await.map_err(unavailable)?;
-        let state = info.state.unwrap_or_default();
-        Ok(ExitInfo { exit_code: state.exit_code, oom_killed: state.oom_killed.unwrap_or(false) })
+        // On the socket channel the bootstrap's end closes as its process dies, which can be
+        // before dockerd has seen the container stop: wait (briefly) for the final state.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let info = self.docker.inspect_container(&id.0, None).await.map_err(unavailable)?;
+            let state = info.state.unwrap_or_default();
+            if state.running != Some(true) || Instant::now() >= deadline {
+                return Ok(ExitInfo { exit_code: state.exit_code, oom_killed: state.oom_killed.unwrap_or(false) });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn memory_probe(&self, id: &SandboxId) -> Option<MemoryProbe> {
