@@ -121,20 +121,26 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Key names are for people (`ci`, `grafana`, `alice laptop`): 1 to 64 printable characters.
+/// Key names are for people (`ci`, `grafana`, `alice laptop`): 1 to 64 of letters, digits,
+/// spaces and `._-@:/`, starting and ending with neither a space nor punctuation other than
+/// those. [`KEY_NAME_PATTERN`] says the same for the OpenAPI document.
 pub fn validate_key_name(name: &str) -> Result<(), String> {
     let n = name.chars().count();
     if n == 0 || n > 64 {
         return Err("must be 1 to 64 characters long".into());
     }
-    if name.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " ._-@:/".contains(c);
+    if !name.chars().all(allowed) {
+        return Err("may contain only letters, digits, spaces and `._-@:/`".into());
     }
-    if name.trim() != name {
-        return Err("must not start or end with whitespace".into());
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || name.ends_with(' ') {
+        return Err("must start with a letter or digit and not end with a space".into());
     }
     Ok(())
 }
+
+/// [`validate_key_name`] as a regular expression.
+pub const KEY_NAME_PATTERN: &str = "^[A-Za-z0-9]([A-Za-z0-9 ._@:/-]{0,62}[A-Za-z0-9._@:/-])?$";
 
 /// Where keys live. Separate from [`crate::Store`] so the engine never sees keys and the
 /// HTTP layer never sees functions' storage; the SQLite store implements both.
@@ -179,6 +185,10 @@ mod tests {
         assert_eq!("ADMIN".parse::<Role>(), Ok(Role::Admin));
         assert!("root".parse::<Role>().is_err());
         assert!(validate_key_name("ci bot").is_ok());
+        assert!(validate_key_name("grafana@prod/eu-1").is_ok());
+        assert!(validate_key_name("x ").is_err());
+        assert!(validate_key_name("-x").is_err());
+        assert!(validate_key_name("é").is_err());
         assert!(validate_key_name("").is_err());
         assert!(validate_key_name(" x").is_err());
         assert!(validate_key_name("a\nb").is_err());

@@ -17,11 +17,20 @@ use crate::{ApiError, AppState, ErrorBody};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this function's executions (empty: all).
     function: Option<String>,
+    /// success, error, timeout or oom (empty: all).
+    #[param(pattern = "^(success|error|timeout|oom)?$")]
     status: Option<String>,
+    /// docker or gvisor (also runc, runsc; empty: all).
+    #[param(pattern = "^(docker|gvisor|runc|runsc)?$")]
     runtime: Option<String>,
+    /// Started at or after this RFC 3339 time.
     since: Option<String>,
+    /// Page: executions older than this execution id (UUID).
     before: Option<String>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

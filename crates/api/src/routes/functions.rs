@@ -22,7 +22,8 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>
         (status = 409, description = "A function with this name exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody)))]
+        (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody),
+        (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Json(spec): Json<FunctionSpec>,
@@ -44,7 +45,8 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody)))]
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -105,7 +107,7 @@ impl<'a> From<&'a Execution> for InvokeResponse<'a> {
 /// 200 whenever the function ran (its own failure is in `status`), with `X-Fnbox-Status`.
 /// Any content type is accepted (`curl -d` sends form-urlencoded); the body must be JSON.
 #[utoipa::path(post, operation_id = "invokeFunction", path = "/api/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path)),
-    request_body(content = Object, description = "The event: any JSON value (empty body = {})"),
+    request_body(content = serde_json::Value, description = "The event: any JSON value (empty body = {})"),
     responses((status = 200, description = "The function ran; its own outcome is in `status`", body = InvokeResponse),
         (status = 400, description = "Malformed JSON input, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),

@@ -2,18 +2,21 @@
 //! same operations work without a server: `fnbox keys create|list|revoke --data-dir DIR`.
 
 use axum::extract::State;
+use axum::Extension;
 use axum::http::StatusCode;
 use axum::Json;
 use fnbox_core::{ApiKey, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::extract::{Json as Body, Path};
 use crate::{ApiError, AppState, ErrorBody};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// For people: who or what uses the key (1 to 64 characters).
+    /// For people: who or what uses the key.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9]([A-Za-z0-9 ._@:/-]{0,62}[A-Za-z0-9._@:/-])?$")]
     name: String,
     role: Role,
 }
@@ -46,9 +49,35 @@ pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ApiKey>>, ApiErr
 
 #[utoipa::path(delete, operation_id = "revokeKey", path = "/api/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
     responses((status = 204, description = "Revoked (at once on this server; the record stays)"),
-        (status = 404, description = "No such key", body = ErrorBody)))]
-pub async fn revoke(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "A key cannot revoke itself (`key_in_use`): use another admin key or `fnbox keys revoke`", body = ErrorBody)))]
+pub async fn revoke(
+    State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    // Revoking the key a request came with would lock its holder out mid-session (and with the
+    // last admin key, lock every admin out of the API), so that takes a second key or the CLI.
+    if caller.is_some_and(|Extension(c)| uuid::Uuid::parse_str(&id).is_ok_and(|id| id == c.key_id)) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "key_in_use",
+            "an API key cannot revoke itself: use another admin key, or `fnbox keys revoke` on the data dir",
+        ));
+    }
     s.auth.revoke_key(&id).await?;
     tracing::info!(%id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn documented_name_pattern_is_the_one_enforced() {
+        let doc = serde_json::to_value(crate::ApiDoc::openapi()).expect("doc");
+        let pattern = &doc["components"]["schemas"]["CreateKey"]["properties"]["name"]["pattern"];
+        assert_eq!(pattern, fnbox_core::keys::KEY_NAME_PATTERN);
+    }
 }
