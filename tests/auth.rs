@@ -358,7 +358,9 @@ async fn bad_requests_get_4xx_in_the_standard_shape() {
     assert_eq!(status, 413, "{v}");
     assert_error_shape(&v, "body_too_large", "chunked 413");
 
-    let cases: Vec<(Method, &str, Option<&str>, Option<&str>, u16, &str)> = vec![
+    // (method, path, body, content type, expected status, expected code)
+    type Case<'a> = (Method, &'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (Method::POST, "/api/v1/functions", Some(""), None, 400, "invalid_json"),
         (Method::POST, "/api/v1/functions", Some("{"), None, 400, "invalid_json"),
         (Method::POST, "/api/v1/functions", Some(r#"{"name": 1}"#), None, 422, "validation_failed"),
