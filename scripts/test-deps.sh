@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What only the test suite needs on the host: Chromium and ChromeDriver for the browser test,
-# and a Python venv with an OpenAPI validator.
+# and a Python venv with an OpenAPI validator and schemathesis.
 # Idempotent and quick when they are already there.
 set -euo pipefail
 missing=()
@@ -17,18 +17,25 @@ else
 fi
 cd "$(dirname "$0")/.."
 
-# A Python venv with the OpenAPI validator the API test runs (PyPI), under target/.
+# A Python venv under target/ with what the API tests run from PyPI: the OpenAPI validator
+# (tests/openapi.rs) and schemathesis, which fuzzes the API from its OpenAPI document (tests/fuzz.rs).
 VENV=target/test-venv
-if [[ -x $VENV/bin/python ]] && $VENV/bin/python -c "import openapi_spec_validator" 2>/dev/null; then
-    echo "[test-deps] openapi-spec-validator: already installed in $VENV"
+PY_PACKAGES=(openapi-spec-validator "schemathesis>=4,<5")
+if [[ -x $VENV/bin/python ]] && $VENV/bin/python -c "import openapi_spec_validator" 2>/dev/null \
+    && [[ -x $VENV/bin/schemathesis ]]; then
+    echo "[test-deps] openapi-spec-validator and schemathesis: already installed in $VENV"
 else
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
         echo "[test-deps] installing python3-venv"
         apt-get update -qq >/dev/null
         apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
     fi
-    echo "[test-deps] creating $VENV with openapi-spec-validator"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check openapi-spec-validator
+    if [[ ! -x $VENV/bin/python ]]; then
+        echo "[test-deps] creating $VENV"
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    echo "[test-deps] installing ${PY_PACKAGES[*]} into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+    echo "[test-deps] $("$VENV/bin/schemathesis" --version 2>/dev/null | head -1)"
 fi

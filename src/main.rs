@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use fnbox_core::{Language, Limits, Runtime};
+use fnbox_core::{KeyStore, Language, Limits, Role, Runtime};
 use fnbox_engine::{Engine, EngineConfig};
 use fnbox_sandbox::docker::instance_id;
 use fnbox_sandbox::{DockerBackend, DockerConfig, PoolConfig, Pools, SandboxBackend, SandboxKey};
@@ -26,6 +26,9 @@ struct Cli {
 enum Top {
     /// Run the fnbox server (API and web UI).
     Serve(ServeArgs),
+    /// Manage API keys directly in a data dir (no server needed; how the first admin key is made).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     #[command(flatten)]
     Client(fnbox_cli::Command),
 }
@@ -79,13 +82,50 @@ struct ServeArgs {
     /// At most this many execution records are kept; the oldest go first (0: no limit).
     #[arg(long, default_value_t = 1_000_000)]
     retention_max: u64,
+    /// Require an API key on every request even while the store holds none (keys are on
+    /// anyway as soon as one non-revoked key exists).
+    #[arg(long, env = "FNBOX_REQUIRE_KEYS")]
+    require_keys: bool,
+    /// Serve without keys on a non-loopback address (anyone who can reach it can do anything).
+    #[arg(long)]
+    insecure_open: bool,
+    /// Requests per second per API key (token bucket, burst of the same size); 0: no limit.
+    #[arg(long, default_value_t = 1000)]
+    rate_limit_per_key: u32,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its token (shown this once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin (everything) or invoke (invoke functions and read).
+        #[arg(long, value_parser = ["admin", "invoke"])]
+        role: String,
+        #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// List keys (never their tokens).
+    List {
+        #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a key by id. A running server on the same data dir notices within a few seconds.
+    Revoke {
+        id: String,
+        #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Top::Serve(args) => rt.block_on(serve(args)),
+        // A clear one-line message and exit code 1, not a backtrace: these are users' errors.
+        Top::Serve(args) => exit_on_error(rt.block_on(serve(args))),
+        Top::Keys(cmd) => exit_on_error(rt.block_on(keys(cmd, cli.client.json))),
         Top::Client(cmd) => {
             let code = match rt.block_on(fnbox_cli::run(cli.client, cmd)) {
                 Ok(code) => code,
@@ -99,6 +139,65 @@ fn main() -> Result<()> {
     }
 }
 
+/// `fnbox keys ...`: works on the data dir's store directly, with or without a running server.
+fn exit_on_error(r: Result<()>) -> Result<()> {
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn keys(cmd: KeysCommand, json: bool) -> Result<()> {
+    let open = |dir: &PathBuf| {
+        SqliteStore::open(dir, SyncMode::Full).with_context(|| format!("opening the store in {}", dir.display()))
+    };
+    match cmd {
+        KeysCommand::Create { name, role, data_dir } => {
+            fnbox_core::keys::validate_key_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let store = open(&data_dir)?;
+            let new = fnbox_core::NewKey::generate(&name, role, chrono::Utc::now())?;
+            store.insert_key(&new.stored).await?;
+            let k = &new.stored.key;
+            if json {
+                println!("{}", serde_json::json!({"key": k, "token": new.token}));
+            } else {
+                // The token alone on stdout (`TOKEN=$(fnbox keys create ...)`), the rest on stderr.
+                eprintln!("created {} key `{}` (id {}); the token is shown only now:", k.role, k.name, k.id);
+                println!("{}", new.token);
+            }
+        }
+        KeysCommand::List { data_dir } => {
+            let keys: Vec<_> = open(&data_dir)?.list_keys().await?.into_iter().map(|k| k.key).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else if keys.is_empty() {
+                println!("no API keys (the server is open on loopback, and refuses other addresses)");
+            } else {
+                println!("{:<36}  {:<7}  {:<8}  {:<25}  {:<25}  name", "id", "role", "state", "created", "last used");
+                for k in keys {
+                    let t = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "-".into())
+                    };
+                    let state = if k.revoked { "revoked" } else { "active" };
+                    println!("{}  {:<7}  {:<8}  {:<25}  {:<25}  {}", k.id, k.role.as_str(), state, t(Some(k.created_at)), t(k.last_used_at), k.name);
+                }
+            }
+        }
+        KeysCommand::Revoke { id, data_dir } => {
+            let uuid = uuid::Uuid::parse_str(&id).map_err(|_| anyhow::anyhow!("`{id}` is not a key id (see `fnbox keys list`)"))?;
+            if !open(&data_dir)?.revoke_key(uuid).await? {
+                bail!("no key with id {id} in {}", data_dir.display());
+            }
+            if !json {
+                println!("revoked {id} (a running server notices within {} s)", fnbox_api::auth::POLL_INTERVAL.as_secs());
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -109,7 +208,43 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .init();
     let store = SqliteStore::open(&args.data_dir, if args.sync == "full" { SyncMode::Full } else { SyncMode::Normal })
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = Arc::new(store);
     tracing::info!(data_dir = %args.data_dir.display(), "store ready");
+
+    // Access control is decided before anything else starts, so a refusal is quick and clear.
+    // Off loopback (without --insecure-open) keys stay required even if every key is later
+    // revoked: the server then locks rather than opens.
+    let loopback = args.addr.ip().is_loopback();
+    let auth = fnbox_api::Auth::load(
+        store.clone(),
+        fnbox_api::AuthConfig {
+            require_keys: args.require_keys || (!loopback && !args.insecure_open),
+            rate_limit_per_key: args.rate_limit_per_key,
+        },
+    )
+    .await
+    .context("loading API keys")?;
+    if auth.active_keys() == 0 {
+        if !loopback && !args.insecure_open {
+            bail!(
+                "refusing to serve {} without API keys: anyone who can reach it could run code. \
+                 Create a key first (`fnbox keys create --name admin --role admin --data-dir {}`), \
+                 listen on 127.0.0.1, or pass --insecure-open if this really should be open",
+                args.addr,
+                args.data_dir.display()
+            );
+        }
+        if auth.enabled() {
+            tracing::warn!("API keys are required but none exists yet: create one with `fnbox keys create`");
+        } else {
+            tracing::warn!(
+                addr = %args.addr,
+                "no API keys: the API is OPEN to anyone who can reach this address (create one with `fnbox keys create` to turn keys on)"
+            );
+        }
+    } else {
+        tracing::info!(active_keys = auth.active_keys(), rate_limit_per_key = args.rate_limit_per_key, "API keys required");
+    }
 
     let limits = Limits::default();
     let docker = DockerBackend::connect(DockerConfig {
@@ -162,7 +297,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     pools.spawn_maintenance(Duration::from_secs(5));
     let engine = Engine::new(
-        Arc::new(store),
+        store,
         pools.clone(),
         EngineConfig { limits, check_syntax: !args.no_syntax_check },
     )
@@ -172,7 +307,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     tracing::info!("fnbox listening on http://{}", listener.local_addr()?);
-    fnbox_api::serve(listener, engine, shutdown_signal()).await?;
+    fnbox_api::serve(listener, engine, auth, shutdown_signal()).await?;
     tracing::info!("shutting down: removing sandboxes");
     match pools.shutdown().await {
         Ok(n) => tracing::info!(removed = n, "sandboxes removed"),

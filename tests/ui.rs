@@ -211,3 +211,35 @@ async fn browser_end_to_end() {
     assert_eq!(foreign, json!([]), "external requests: {foreign}");
     c.close().await.expect("close browser");
 }
+
+/// With keys on, the UI shell loads without a key, asks for one, keeps it in localStorage, sends
+/// it on its calls and on the live stream (as ?access_token=), and says when a key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_asks_for_a_key_when_keys_are_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = common::create_key(&dir.path().join("data"), "ui", "admin");
+    let s = TestServer::start_in(dir, &["--prewarm", "0"]).await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+    c.goto(&format!("{base}/#/functions")).await.expect("open");
+    wait_js(&c, "document.querySelector('#key-input')", "the key form").await;
+    shot(&c, "key-form").await;
+
+    set_value(&c, "#key-input", "fnbox_wrong").await;
+    c.find(Locator::Css("#key-form button")).await.expect("submit").click().await.expect("click");
+    wait_js(&c, "document.querySelector('#key-form .field-error')?.textContent.includes('not accepted')", "the refusal").await;
+
+    set_value(&c, "#key-input", &token).await;
+    c.find(Locator::Css("#key-form button")).await.expect("submit").click().await.expect("click");
+    wait_js(&c, "document.querySelector('#fn-table') && !document.querySelector('#key-input')", "the functions page").await;
+    let stored = c.execute("return localStorage.getItem('fnbox.apiKey');", vec![]).await.expect("js");
+    assert_eq!(stored, json!(token));
+
+    c.goto(&format!("{base}/#/executions")).await.expect("open executions");
+    wait_js(&c, "document.querySelector('#live')?.textContent === 'live'", "the live stream with the key").await;
+
+    c.find(Locator::Css("#key-link")).await.expect("forget").click().await.expect("click");
+    wait_js(&c, "document.querySelector('#key-input') && localStorage.getItem('fnbox.apiKey') === null", "the form again").await;
+    c.close().await.expect("close browser");
+}

@@ -17,8 +17,21 @@ class ApiError extends Error {
   }
 }
 
+// ---------- API key ----------
+// When the server has API keys on, every call but /healthz needs one. The key is kept in this
+// browser's localStorage and sent as a Bearer header (the event stream, which cannot send
+// headers, gets it as ?access_token=).
+const KEY_STORAGE = "fnbox.apiKey";
+const apiKey = () => { try { return localStorage.getItem(KEY_STORAGE) || ""; } catch { return ""; } };
+function setApiKey(k) {
+  try { if (k) localStorage.setItem(KEY_STORAGE, k); else localStorage.removeItem(KEY_STORAGE); } catch { /* storage disabled */ }
+  $("#key-link").hidden = !k;
+}
+
 async function api(method, path, body) {
   const init = { method, headers: {} };
+  const key = apiKey();
+  if (key) init.headers["authorization"] = `Bearer ${key}`;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
@@ -27,8 +40,35 @@ async function api(method, path, body) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (res.status === 401) {
+    askForKey(data?.error?.code === "invalid_token" || key ? "That key was not accepted (unknown or revoked)." : "");
+    throw new ApiError(res.status, data);
+  }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
+}
+
+let askingForKey = false;
+function askForKey(problem) {
+  if (askingForKey) return;
+  askingForKey = true;
+  cleanup.forEach((f) => { try { f(); } catch { /* page already gone */ } });
+  cleanup = [];
+  const main = $("#main");
+  main.innerHTML = `<div class="panel" style="max-width:32rem"><h1>API key needed</h1>
+    <p>This fnbox server requires an API key. Ask an admin for one (<code>fnbox keys create --name NAME --role invoke</code>).
+    It is kept in this browser only.</p>
+    <form id="key-form"><label for="key-input">API key</label>
+    <input id="key-input" type="password" autocomplete="off" spellcheck="false" required placeholder="fnbox_…"${problem ? ' aria-describedby="key-error"' : ""}>
+    ${problem ? `<p class="field-error" id="key-error" role="alert">${esc(problem)}</p>` : ""}
+    <div class="row"><button class="primary" type="submit">Use this key</button></div></form></div>`;
+  $("#key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    setApiKey($("#key-input").value.trim());
+    askingForKey = false;
+    route();
+  });
+  $("#key-input").focus();
 }
 
 function toast(msg, isErr = false) {
@@ -53,9 +93,11 @@ async function route() {
   const main = $("#main");
   main.innerHTML = "";
   const render = pages[page] || pages.functions;
+  askingForKey = false;
   try {
     await render(main, arg ? decodeURIComponent(arg) : undefined);
   } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return; // the key form is showing
     main.innerHTML = `<div class="panel"><h1>Something went wrong</h1><p>${esc(e.message)}</p></div>`;
   }
   main.focus({ preventScroll: true });
@@ -394,7 +436,8 @@ pages.executions = async (main) => {
   $("#exec-rows").addEventListener("keydown", (ev) => { const tr = ev.target.closest("tr[data-id]"); if (tr && ev.key === "Enter") openDetail(tr.dataset.id); });
   main.querySelectorAll("select").forEach((s) => s.addEventListener("change", load));
   await load();
-  const es = new EventSource("/api/v1/executions/stream");
+  const key = apiKey();
+  const es = new EventSource("/api/v1/executions/stream" + (key ? "?access_token=" + encodeURIComponent(key) : ""));
   es.addEventListener("execution", (m) => {
     const e = JSON.parse(m.data);
     if (!matches(e, filters())) return;
@@ -581,6 +624,8 @@ $("#menu-toggle").addEventListener("click", () => {
   const open = $("#nav").classList.toggle("open");
   $("#menu-toggle").setAttribute("aria-expanded", String(open));
 });
+$("#key-link").hidden = !apiKey();
+$("#key-link").addEventListener("click", () => { setApiKey(""); route(); });
 refreshHealth();
 setInterval(refreshHealth, 15000);
 route();

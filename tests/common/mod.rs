@@ -13,6 +13,21 @@ pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` by the helpers below when set (servers with keys on).
+    pub token: Option<String>,
+}
+
+/// Runs `fnbox keys create` against a data dir and returns the token it printed.
+pub fn create_key(data_dir: &std::path::Path, name: &str, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fnbox"))
+        .args(["keys", "create", "--name", name, "--role", role, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run fnbox keys create");
+    assert!(out.status.success(), "keys create failed: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("fnbox_"), "unexpected token output: {token:?}");
+    token
 }
 
 impl TestServer {
@@ -47,7 +62,7 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
-        TestServer { child: Some(child), url, dir, http }
+        TestServer { child: Some(child), url, dir, http, token: None }
     }
 
     pub fn log(&self) -> String {
@@ -59,15 +74,31 @@ impl TestServer {
     }
 
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<String>) -> (u16, Value) {
+        let (status, _, v) = self.request_as(self.token.as_deref(), method, path, body).await;
+        (status, v)
+    }
+
+    /// A request with the given token (or none), returning the headers too.
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let mut req = self.http.request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
         let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        (status, v)
+        (status, headers, v)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

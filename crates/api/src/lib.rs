@@ -1,6 +1,7 @@
 //! fnbox's HTTP edge: JSON REST API over axum. Requests become engine calls; engine errors
 //! become HTTP errors in one place ([`error`]). Nothing here knows what a container is.
 
+pub mod auth;
 mod error;
 mod extract;
 mod openapi;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use axum::Router;
 use fnbox_engine::Engine;
+
+pub use auth::{Auth, AuthConfig};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -21,6 +24,7 @@ pub use openapi::ApiDoc;
 pub struct AppState {
     pub engine: Engine,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    pub auth: Auth,
 }
 
 /// Buckets (seconds) for invocation latency: sub-millisecond warm calls to multi-second ones.
@@ -52,13 +56,18 @@ fn body_limit(engine: &Engine) -> usize {
     (l.max_code_bytes * 2).max(l.max_input_bytes) + 64 * 1024
 }
 
-pub fn router(engine: Engine) -> Router {
+/// Layers, outermost first: tracing; [`error::json_errors`] (any plain-text error becomes the
+/// standard JSON body); the key check (before any body is read, so an unauthenticated caller
+/// cannot make the server buffer one); the body limit.
+pub fn router(engine: Engine, auth: Auth) -> Router {
     let limit = body_limit(&engine);
-    let state = AppState { engine, prometheus: prometheus() };
+    let state = AppState { engine, prometheus: prometheus(), auth: auth.clone() };
     routes::routes()
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::require_key))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -70,9 +79,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Engine,
+    auth: Auth,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(engine);
+    auth.spawn_maintenance();
+    let app = router(engine, auth);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;

@@ -16,6 +16,9 @@ pub struct ClientOpts {
     /// Print raw JSON instead of tables (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// API key token, sent as `Authorization: Bearer <token>` (needed when the server has keys on).
+    #[arg(long, global = true, env = "FNBOX_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,7 +240,15 @@ fn print_function(f: &Value) {
 
 /// Runs one client command; returns the process exit code.
 pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
-    let client = Client { http: reqwest::Client::new(), base: opts.server.clone() };
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = opts.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| anyhow!("--api-key / FNBOX_API_KEY contains characters a header cannot carry"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let http = reqwest::Client::builder().default_headers(headers).build().context("building the HTTP client")?;
+    let client = Client { http, base: opts.server.clone() };
     use reqwest::Method;
     match cmd {
         Command::Function(FnCommand::Create(s)) => {

@@ -114,18 +114,26 @@ pub struct Function {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
+    /// Lowercase letters, digits and '-', 1 to 63, not starting or ending with '-'.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
     pub language: Language,
     #[serde(default = "default_runtime")]
     pub runtime: Runtime,
+    /// The handler's source (at most 256 KiB); checked for syntax errors.
+    #[schema(min_length = 1)]
     pub code: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub description: String,
     #[serde(default)]
+    #[schema(minimum = 100, maximum = 300000)]
     pub timeout_ms: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 32, maximum = 2048)]
     pub memory_mb: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<u32>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -141,12 +149,17 @@ fn default_runtime() -> Runtime {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionPatch {
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     pub language: Option<Language>,
     pub runtime: Option<Runtime>,
+    #[schema(min_length = 1)]
     pub code: Option<String>,
+    #[schema(minimum = 100, maximum = 300000)]
     pub timeout_ms: Option<u32>,
+    #[schema(minimum = 32, maximum = 2048)]
     pub memory_mb: Option<u32>,
+    #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<u32>,
     pub env: Option<BTreeMap<String, String>>,
     pub sample_input: Option<serde_json::Value>,
@@ -256,5 +269,20 @@ mod tests {
         assert_eq!("runsc".parse::<Runtime>(), Ok(Runtime::Gvisor));
         assert_eq!("JS".parse::<Language>(), Ok(Language::Javascript));
         assert!("ruby".parse::<Language>().is_err());
+    }
+
+    /// The bounds written in the OpenAPI schema attributes above are the default limits.
+    #[test]
+    fn documented_bounds_match_the_default_limits() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(FunctionSpec::schema()).expect("schema");
+        let l = crate::Limits::default();
+        let p = &schema["properties"];
+        assert_eq!(p["timeout_ms"]["minimum"], l.min_timeout_ms);
+        assert_eq!(p["timeout_ms"]["maximum"], l.max_timeout_ms);
+        assert_eq!(p["memory_mb"]["minimum"], l.min_memory_mb);
+        assert_eq!(p["memory_mb"]["maximum"], l.max_memory_mb);
+        assert_eq!(p["concurrency"]["maximum"], l.max_concurrency);
+        assert_eq!(p["description"]["maxLength"], l.max_description_chars);
     }
 }

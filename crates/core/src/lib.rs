@@ -1,9 +1,10 @@
 //! The fnbox domain: functions, executions, their limits and validation, and the
-//! `Store` trait every storage backend implements. Nothing here knows about HTTP,
+//! `Store` and `KeyStore` traits every storage backend implements. Nothing here knows about HTTP,
 //! Docker or SQL.
 
 pub mod execution;
 pub mod function;
+pub mod keys;
 pub mod metrics;
 pub mod store;
 pub mod validation;
@@ -11,4 +12,5 @@ pub mod validation;
 pub use execution::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus};
 pub use function::{Function, FunctionPatch, FunctionSpec, Language, Runtime};
 pub use store::{Failure, Store, StoreError};
-pub use validation::{FieldError, Limits, ValidationErrors};
+pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
+pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

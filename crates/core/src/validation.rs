@@ -27,6 +27,10 @@ pub struct Limits {
     pub max_log_bytes: usize,
     /// How much of the input and output is kept in the execution record.
     pub max_recorded_bytes: usize,
+    /// Deepest nesting of arrays and objects accepted in any JSON body (the invoke event
+    /// included). Deeper bodies are refused before they are parsed: serde_json and the
+    /// bootstraps' parsers recurse, so depth is what a hostile body would use to hurt them.
+    pub max_json_depth: usize,
 }
 
 impl Default for Limits {
@@ -47,8 +51,45 @@ impl Default for Limits {
             max_output_bytes: 6 * 1024 * 1024,
             max_log_bytes: 256 * 1024,
             max_recorded_bytes: 64 * 1024,
+            max_json_depth: MAX_JSON_DEPTH,
         }
     }
+}
+
+/// The default of [`Limits::max_json_depth`].
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// True when `json` nests arrays/objects deeper than `max`. A single pass over the bytes
+/// that skips strings (and escapes inside them) and allocates nothing, so it can run on every
+/// body before parsing. It does not validate: malformed JSON is left to the parser.
+pub fn json_too_deep(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// One broken rule.
@@ -210,6 +251,22 @@ mod tests {
         assert!(validate_name("-a").is_err());
         assert!(validate_name("").is_err());
         assert!(validate_name("a/b").is_err());
+    }
+
+    #[test]
+    fn json_depth_scan() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!json_too_deep(nested(64).as_bytes(), 64));
+        assert!(json_too_deep(nested(65).as_bytes(), 64));
+        assert!(json_too_deep(nested(1000).as_bytes(), 64));
+        // Brackets inside strings do not count, escaped quotes do not end a string.
+        let s = format!(r#"{{"a": "{}\\\" {}", "b": [1, {{"c": []}}]}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(!json_too_deep(s.as_bytes(), 4), "{s}");
+        assert!(json_too_deep(s.as_bytes(), 3), "{s}");
+        assert!(json_too_deep(br#"{"a": {"b": {"c": {}}}}"#, 3));
+        assert!(!json_too_deep(br#"{"a": {"b": {"c": 1}}}"#, 3));
+        assert!(!json_too_deep(b"", 0));
+        assert!(!json_too_deep(b"]]]]{}", 1));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 const SQLITE: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "comparisons", include_str!("../migrations/sqlite/0002_comparisons.sql")),
+    (3, "api_keys", include_str!("../migrations/sqlite/0003_api_keys.sql")),
     (4, "inflight", include_str!("../migrations/sqlite/0004_inflight.sql")),
 ];
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fnbox_core::metrics::{MetricsFilter, Sample};
-use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Failure, Function, Store, StoreError};
+use fnbox_core::{ApiKey, ErrorInfo, Execution, ExecutionFilter, Failure, Function, KeyStore, Store, StoreError, StoredKey};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
@@ -653,6 +653,110 @@ impl Store for SqliteStore {
     }
 }
 
+fn row_to_key(r: &Row<'_>) -> rusqlite::Result<StoredKey> {
+    let id: String = r.get(0)?;
+    let last_used: Option<String> = r.get(5)?;
+    Ok(StoredKey {
+        key: ApiKey {
+            id: Uuid::parse_str(&id).map_err(|e| parse_err(0, e.to_string()))?,
+            name: r.get(1)?,
+            role: r.get::<_, String>(2)?.parse().map_err(|e: String| parse_err(2, e))?,
+            created_at: parse_time(4, &r.get::<_, String>(4)?)?,
+            last_used_at: last_used.map(|t| parse_time(5, &t)).transpose()?,
+            revoked: r.get(6)?,
+        },
+        token_hash: r.get(3)?,
+    })
+}
+
+fn bump_keys_version(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    tx.execute("UPDATE api_keys_version SET version = version + 1 WHERE id = 1", [])
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn insert_key(&self, k: &StoredKey) -> Result<(), StoreError> {
+        let k = k.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute(
+                "INSERT INTO api_keys (id, name, role, token_hash, created_at, last_used_at, revoked, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, NULL)",
+                params![
+                    k.key.id.to_string(),
+                    k.key.name,
+                    k.key.role.as_str(),
+                    k.token_hash,
+                    k.key.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    k.key.revoked,
+                ],
+            )
+            .map_err(backend)?;
+            bump_keys_version(&tx).map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, role, token_hash, created_at, last_used_at, revoked FROM api_keys ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], row_to_key)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let exists: bool = tx
+                .query_row("SELECT EXISTS(SELECT 1 FROM api_keys WHERE id = ?1)", [id.to_string()], |r| r.get(0))
+                .map_err(backend)?;
+            if !exists {
+                return Ok(false);
+            }
+            let changed = tx
+                .execute(
+                    "UPDATE api_keys SET revoked = TRUE, revoked_at = ?2 WHERE id = ?1 AND NOT revoked",
+                    params![id.to_string(), Utc::now().to_rfc3339()],
+                )
+                .map_err(backend)?;
+            if changed > 0 {
+                bump_keys_version(&tx).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn touch_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let used: Vec<(String, String)> =
+            used.iter().map(|(id, t)| (id.to_string(), t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))).collect();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1").map_err(backend)?;
+                for (id, t) in &used {
+                    stmt.execute(params![id, t]).map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn keys_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| conn.query_row("SELECT version FROM api_keys_version WHERE id = 1", [], |r| r.get(0))).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,6 +840,38 @@ mod tests {
         assert_eq!(store.get_execution(a.id).await.expect("get").map(|e| e.status), Some(ExecutionStatus::Success));
         assert_eq!(store.get_execution(c.id).await.expect("get").map(|e| e.status), Some(ExecutionStatus::Success));
         assert_eq!(store.recover_interrupted(ErrorInfo::new("Interrupted", "again")).await.expect("recover"), 0);
+    }
+
+    #[tokio::test]
+    async fn keys_insert_list_revoke_touch_and_version() {
+        use fnbox_core::{NewKey, Role};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("open");
+        assert_eq!(store.keys_version().await.expect("version"), 0);
+        let a = NewKey::generate("ci", Role::Admin, Utc::now()).expect("key");
+        let b = NewKey::generate("grafana", Role::Invoke, Utc::now()).expect("key");
+        store.insert_key(&a.stored).await.expect("insert");
+        store.insert_key(&b.stored).await.expect("insert");
+        assert_eq!(store.keys_version().await.expect("version"), 2);
+        let keys = store.list_keys().await.expect("list");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].key.name, "ci");
+        assert_eq!(keys[0].token_hash, a.stored.token_hash);
+        assert_eq!(keys[1].key.role, Role::Invoke);
+
+        let t = Utc::now();
+        store.touch_keys(&[(a.stored.key.id, t)]).await.expect("touch");
+        assert_eq!(store.keys_version().await.expect("version"), 2, "a touch is not a change");
+        assert!(store.revoke_key(b.stored.key.id).await.expect("revoke"));
+        assert!(store.revoke_key(b.stored.key.id).await.expect("revoke twice"));
+        assert!(!store.revoke_key(Uuid::now_v7()).await.expect("revoke unknown"));
+        assert_eq!(store.keys_version().await.expect("version"), 3);
+
+        drop(store);
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("reopen");
+        let keys = store.list_keys().await.expect("list");
+        assert!(keys[1].key.revoked && !keys[0].key.revoked);
+        assert_eq!(keys[0].key.last_used_at.map(|x| x.timestamp()), Some(t.timestamp()));
     }
 
     #[tokio::test]

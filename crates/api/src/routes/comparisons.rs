@@ -1,4 +1,4 @@
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use fnbox_engine::Comparison;
@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::extract::Json as Body;
+use crate::extract::{Json as Body, Path};
 use crate::{ApiError, AppState, ErrorBody};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -33,8 +33,11 @@ fn default_concurrency() -> u32 {
 /// by side, with gVisor/Docker ratios. Stored; listed by `GET /api/v1/comparisons`.
 #[utoipa::path(post, operation_id = "compareRuntimes", path = "/api/v1/functions/{name}/compare", tag = "metrics", params(("name" = String, Path)),
     request_body = CompareRequest,
-    responses((status = 201, description = "Created", body = Comparison), (status = 400, description = "Malformed JSON", body = ErrorBody),
+    responses((status = 201, description = "Created", body = Comparison),
+        (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "iterations or concurrency out of range", body = ErrorBody),
         (status = 503, description = "A runtime is unavailable", body = ErrorBody)))]
 pub async fn compare(

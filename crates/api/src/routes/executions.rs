@@ -1,7 +1,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::Stream;
@@ -10,18 +10,27 @@ use fnbox_core::{Execution, ExecutionFilter};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::extract::Query;
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState, ErrorBody};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this function's executions (empty: all).
     function: Option<String>,
+    /// success, error, timeout or oom (empty: all).
+    #[param(pattern = "^(success|error|timeout|oom)?$")]
     status: Option<String>,
+    /// docker or gvisor (also runc, runsc; empty: all).
+    #[param(pattern = "^(docker|gvisor|runc|runsc)?$")]
     runtime: Option<String>,
+    /// Started at or after this RFC 3339 time.
     since: Option<String>,
+    /// Page: executions older than this execution id (UUID).
     before: Option<String>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -68,7 +77,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 
 /// Server-sent events: one `execution` event per recorded execution, as it is recorded.
 /// A client too slow to keep up gets a `lagged` event with the number it missed.
+/// When keys are on, the key may also be given as `?access_token=` on this route only, because
+/// a browser's `EventSource` cannot send headers.
 #[utoipa::path(get, operation_id = "streamExecutions", path = "/api/v1/executions/stream", tag = "executions",
+    params(("access_token" = Option<String>, Query, description = "The API key, for clients that cannot set `Authorization` (EventSource)")),
     responses((status = 200, description = "text/event-stream: an `execution` event (an Execution) per recorded execution", content_type = "text/event-stream", body = String)))]
 pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.engine.subscribe();

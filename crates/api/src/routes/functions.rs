@@ -1,13 +1,13 @@
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fnbox_core::{Execution, Function, FunctionPatch, FunctionSpec};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::extract::{body_bytes, Json};
+use crate::extract::{body_bytes, check_depth, Json, Path};
 use crate::{ApiError, AppState, ErrorBody};
 
 #[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions",
@@ -18,10 +18,12 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>
 
 #[utoipa::path(post, operation_id = "createFunction", path = "/api/v1/functions", tag = "functions", request_body = FunctionSpec,
     responses((status = 201, description = "Created", body = Function),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 409, description = "A function with this name exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody)))]
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody),
+        (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Json(spec): Json<FunctionSpec>,
@@ -39,10 +41,12 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
 #[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
     request_body = FunctionPatch,
     responses((status = 200, description = "Updated; a change to code or settings makes a new version", body = Function),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody)))]
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -101,10 +105,11 @@ impl<'a> From<&'a Execution> for InvokeResponse<'a> {
 
 /// The request body is the event, any JSON value; an empty body is `{}`. The call answers
 /// 200 whenever the function ran (its own failure is in `status`), with `X-Fnbox-Status`.
+/// Any content type is accepted (`curl -d` sends form-urlencoded); the body must be JSON.
 #[utoipa::path(post, operation_id = "invokeFunction", path = "/api/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path)),
-    request_body(content = Object, description = "The event: any JSON value (empty body = {})"),
+    request_body(content = serde_json::Value, description = "The event: any JSON value (empty body = {})"),
     responses((status = 200, description = "The function ran; its own outcome is in `status`", body = InvokeResponse),
-        (status = 400, description = "Malformed JSON input", body = ErrorBody),
+        (status = 400, description = "Malformed JSON input, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Input too large", body = ErrorBody),
         (status = 429, description = "The function's queue is full (Retry-After)", body = ErrorBody),
@@ -115,6 +120,7 @@ pub async fn invoke(
     req: Request,
 ) -> Result<Response, ApiError> {
     let bytes = body_bytes(req, &()).await?;
+    check_depth(&bytes, state.engine.limits().max_json_depth)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body is not UTF-8"))?;
     let text = if text.trim().is_empty() { "{}" } else { text.trim() };
     let event: Box<RawValue> = serde_json::from_str(text)

@@ -13,10 +13,18 @@ use crate::{ApiError, AppState, ErrorBody};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
+    /// Only this function (empty: all).
     function: Option<String>,
+    /// docker or gvisor (also runc, runsc; empty: all).
+    #[param(pattern = "^(docker|gvisor|runc|runsc)?$")]
     runtime: Option<String>,
+    /// python or javascript (also py, js, node; empty: all).
+    #[param(pattern = "^(python|javascript|py|js|node)?$")]
     language: Option<String>,
+    /// Started at or after this RFC 3339 time.
     since: Option<String>,
+    /// Time series only: bucket width, a positive number with unit s, m, h or d (default 1m).
+    #[param(pattern = "^0*[1-9][0-9]{0,8}[smhd]?$")]
     bucket: Option<String>,
 }
 

@@ -4,11 +4,12 @@ pub(crate) mod comparisons;
 pub(crate) mod executions;
 pub(crate) mod functions;
 pub(crate) mod health;
+pub(crate) mod keys;
 pub(crate) mod metrics;
 pub(crate) mod pools;
 pub(crate) mod templates;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::AppState;
@@ -31,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/metrics/timeseries", get(metrics::timeseries))
         .route("/api/v1/errors", get(metrics::errors))
         .route("/metrics", get(metrics::prometheus))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/api/docs")
                 .url("/api/openapi.json", <crate::ApiDoc as utoipa::OpenApi>::openapi()),
@@ -38,4 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::file))
         .fallback(|| async { crate::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            crate::ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
 }
