@@ -185,6 +185,10 @@ struct Inner {
     prewarmed_cold_starts: AtomicU64,
     usage: Mutex<Usage>,
     evictions: AtomicU64,
+    /// Set by [`Pools::shutdown`]: no sandbox may be started any more.
+    closing: AtomicBool,
+    /// Sandboxes being started right now; shutdown waits for them so none is left behind.
+    launching: AtomicUsize,
     /// Cold starts per key in the last [`DEMAND_WINDOW`], to size the generic pools.
     recent_cold: Mutex<HashMap<SandboxKey, std::collections::VecDeque<Instant>>>,
     /// Keys pre-warmed from configuration (kept at `prewarm_per_key` even without demand).
@@ -239,6 +243,8 @@ impl Pools {
                 prewarmed_cold_starts: AtomicU64::new(0),
                 usage: Mutex::new(Usage::default()),
                 evictions: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
+                launching: AtomicUsize::new(0),
                 recent_cold: Mutex::new(HashMap::new()),
                 configured: Mutex::new(std::collections::HashSet::new()),
             }),
@@ -472,7 +478,21 @@ impl Pools {
         self.inner.backend.health().await.available(key.runtime)?;
         // Sandboxes for a call may evict idle ones; pre-started ones only use what is free.
         self.reserve(key, f.is_some())?;
-        let launched = self.launch_reserved(key, f).await;
+        self.inner.launching.fetch_add(1, Ordering::AcqRel);
+        let launched = if self.inner.closing.load(Ordering::Acquire) {
+            Err(SandboxError::Unavailable("fnbox is shutting down".into()))
+        } else {
+            self.launch_reserved(key, f).await
+        };
+        // Shutdown began while this one started: it must not outlive the server.
+        let launched = match launched {
+            Ok(sb) if self.inner.closing.load(Ordering::Acquire) => {
+                let _ = self.inner.backend.stop(&sb.id).await;
+                Err(SandboxError::Unavailable("fnbox is shutting down".into()))
+            }
+            other => other,
+        };
+        self.inner.launching.fetch_sub(1, Ordering::AcqRel);
         if launched.is_err() {
             self.unreserve(key);
         }
@@ -680,7 +700,13 @@ impl Pools {
 
     /// Removes every idle sandbox and everything this instance left in the backend.
     pub async fn shutdown(&self) -> Result<usize, SandboxError> {
+        self.inner.closing.store(true, Ordering::Release);
         self.inner.targets.lock().clear();
+        // Sandboxes being started finish and remove themselves (bounded by the ready timeout).
+        let deadline = Instant::now() + self.inner.config.ready_timeout;
+        while self.inner.launching.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.inner.functions.lock().clear();
         self.inner.generic.lock().clear();
         self.inner.backend.remove_all().await
