@@ -4,7 +4,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: setup build run test test-deps test-rust test-runtimes test-examples bench ui-vendor
+.PHONY: setup build run test test-deps test-rust test-runtimes test-examples bench soak ui-vendor
 
 ## setup: install what is missing (docker.io, runsc, mmdebstrap), start dockerd, build images and the binary
 setup:
@@ -50,3 +50,9 @@ ui-vendor:
 bench: setup
 	@$(CARGO) build --release --locked -p fnbox-bench
 	@./target/release/fnbox-bench $(BENCH_ARGS)
+
+## soak: SOAK_SECONDS (default 600) of mixed functions and failures; fnbox's RSS and open files must stay flat
+SOAK_SECONDS ?= 600
+soak: setup
+	@$(CARGO) build --release --locked -p fnbox-bench
+	@./target/release/fnbox-bench --soak $(SOAK_SECONDS) $(SOAK_ARGS)

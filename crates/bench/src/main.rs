@@ -4,6 +4,8 @@
 //! Writes target/bench/latest.{json,md}; `--write-docs` also writes docs/BENCHMARKS.md.
 //! Percentiles are nearest-rank over every sample.
 
+mod soak;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -214,6 +216,11 @@ async fn count_recorded(http: &reqwest::Client, url: &str, name: &str) -> Result
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<u64>().ok());
+    if let Some(secs) = value("--soak") {
+        let clients = value("--clients").unwrap_or(8) as usize;
+        return soak::run(secs, clients, args.iter().any(|a| a == "--write-docs")).await;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let opts = Opts {
         warm: if quick { 200 } else { 2000 },
