@@ -106,8 +106,11 @@ class Bootstrap(object):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        os.close(self.out_r)
+        self.close_channel()
         self.proc.stderr.close()
+
+    def close_channel(self):
+        os.close(self.out_r)
 
 
 class SocketBootstrap(Bootstrap):
@@ -151,15 +154,8 @@ class SocketBootstrap(Bootstrap):
             self.sock.shutdown(socket.SHUT_WR)
             self.closed = True
 
-    def close(self):
-        self.close_input()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+    def close_channel(self):
         self.sock.close()
-        self.proc.stderr.close()
 
 
 class BootstrapTests(object):

@@ -54,13 +54,20 @@ impl Drop for Server {
 }
 
 fn start_server() -> Result<Server> {
-    let dir = std::env::temp_dir().join(format!("fnbox-bench-{}", std::process::id()));
+    start_server_with(&[])
+}
+
+fn start_server_with(extra: &[&str]) -> Result<Server> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("fnbox-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("server.log");
     let f = std::fs::File::create(&log)?;
     let child = Command::new("target/release/fnbox")
         .args(["serve", "--addr", "127.0.0.1:0", "--prewarm", "1", "--data-dir"])
         .arg(dir.join("data"))
+        .args(extra)
         .env("RUST_LOG", "warn,fnbox=info")
         .stdout(Stdio::from(f.try_clone()?))
         .stderr(Stdio::from(f))
@@ -285,6 +292,28 @@ async fn main() -> Result<()> {
         }));
     }
     let rss = rss_mib(server.child.id());
+    drop(server);
+    // The same warm path over the other channel (the container's attached stdio through dockerd).
+    let attach = start_server_with(&["--channel", "attach"])?;
+    for (lang, rt) in [("python", "docker"), ("python", "gvisor"), ("javascript", "docker"), ("javascript", "gvisor")] {
+        let combo = format!("{lang}-{rt}");
+        eprintln!("== {combo} (attach channel)");
+        let name = format!("attach-{}-{rt}", &lang[..2]);
+        create(&http, &attach.url, &name, lang, rt, 16).await?;
+        call(&http, &attach.url, &name).await?;
+        let mut warm = Vec::with_capacity(opts.warm);
+        for _ in 0..opts.warm {
+            warm.push(call(&http, &attach.url, &name).await?.0);
+        }
+        let (rate16, _) = throughput(&http, &attach.url, &name, 16, opts.seconds).await?;
+        let warm = sorted(warm);
+        if let Some(r) = results.iter_mut().find(|r| r["combo"] == json!(combo)) {
+            r["attach_warm_p50_ms"] = json!(pct(&warm, 50.0));
+            r["attach_warm_p99_ms"] = json!(pct(&warm, 99.0));
+            r["attach_throughput_16_per_s"] = json!(rate16);
+        }
+    }
+    drop(attach);
     let out = json!({
         "date": chrono::Utc::now().to_rfc3339(),
         "machine": machine(),
@@ -362,5 +391,17 @@ fn markdown(out: &Value) -> String {
     }
     let cells: Vec<String> = combos.iter().map(|c| f(&get(c, "recorded_executions"), 0)).collect();
     s.push_str(&format!("| executions recorded for the warm function | {} | all answered calls |\n", cells.join(" | ")));
+    s.push_str(
+        "\nThe same warm path over the **attach** channel (the container's stdio through dockerd; a second \
+         server with `--channel attach`, same run):\n\n| figure | python runc | python gVisor | js runc | js gVisor |\n|---|---|---|---|---|\n",
+    );
+    for (label, k, d) in [
+        ("warm p50 (ms), attach", "attach_warm_p50_ms", 3),
+        ("warm p99 (ms), attach", "attach_warm_p99_ms", 3),
+        ("throughput, 16 clients (calls/s), attach", "attach_throughput_16_per_s", 0),
+    ] {
+        let cells: Vec<String> = combos.iter().map(|c| f(&get(c, k), d)).collect();
+        s.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
+    }
     s
 }
