@@ -45,6 +45,9 @@ pub enum InvokeOutcome {
     Died { reason: String, stderr: String, memory_bytes: Option<u64>, memory_limit_hit: bool },
 }
 
+/// How often a running invocation's peak memory is sampled (see `recv_sampling_memory`).
+const MEMORY_SAMPLE: Duration = Duration::from_millis(25);
+
 enum RecvError {
     Closed(String),
     Timeout,
@@ -126,6 +129,25 @@ impl Sandbox {
         self.input.flush().await.map_err(|e| format!("write to sandbox failed: {e}"))
     }
 
+    /// [`Self::recv`] for an invocation: a call that runs longer than [`MEMORY_SAMPLE`] has its
+    /// peak memory sampled every period, so that a sandbox killed for memory still has a figure
+    /// (its cgroup can be gone by the time the channel closes). Quick calls pay nothing.
+    async fn recv_sampling_memory(&mut self, timeout: Duration) -> (Result<Reply, RecvError>, Option<u64>) {
+        let deadline = Instant::now() + timeout;
+        let mut sampled = None;
+        loop {
+            let step = deadline.min(Instant::now() + MEMORY_SAMPLE);
+            // mpsc::Receiver::recv is cancel-safe: a timed-out wait loses no line.
+            match tokio::time::timeout_at(step.into(), self.lines.recv()).await {
+                Ok(None) => return (Err(RecvError::Closed("the sandbox closed its channel".into())), sampled),
+                Ok(Some(Err(e))) => return (Err(RecvError::Closed(e)), sampled),
+                Ok(Some(Ok(line))) => return (protocol::decode(&line).map_err(RecvError::Closed), sampled),
+                Err(_) if Instant::now() >= deadline => return (Err(RecvError::Timeout), sampled),
+                Err(_) => sampled = sampled.max(self.memory.as_ref().and_then(MemoryProbe::peak)),
+            }
+        }
+    }
+
     async fn recv(&mut self, timeout: Duration) -> Result<Reply, RecvError> {
         match tokio::time::timeout(timeout, self.lines.recv()).await {
             Err(_) => Err(RecvError::Timeout),
@@ -193,11 +215,14 @@ impl Sandbox {
             p.reset_peak();
         }
         let sent = self.send(&Request::Invoke { id, event, context }).await;
-        let reply = match sent {
-            Ok(()) => self.recv(timeout).await,
-            Err(e) => Err(RecvError::Closed(e)),
+        let (reply, sampled) = match sent {
+            Ok(()) => self.recv_sampling_memory(timeout).await,
+            Err(e) => (Err(RecvError::Closed(e)), None),
         };
-        let memory_bytes = self.memory.as_ref().and_then(MemoryProbe::peak);
+        // A sandbox killed for memory may have lost its cgroup before this read: then the
+        // last sample taken during the call is the best figure there is.
+        let memory_bytes = self.memory.as_ref().and_then(MemoryProbe::peak).max(sampled);
+        let near_limit = memory_bytes.is_some_and(|m| m >= u64::from(self.key.memory_mb) * 1024 * 1024 * 9 / 10);
         self.last_used = Instant::now();
         match reply {
             Ok(Reply::Result(mut result)) if result.id == id => {
@@ -222,7 +247,7 @@ impl Sandbox {
                     reason,
                     stderr: self.stderr_excerpt(),
                     memory_bytes,
-                    memory_limit_hit: self.memory.as_ref().is_some_and(MemoryProbe::hit_limit),
+                    memory_limit_hit: near_limit || self.memory.as_ref().is_some_and(MemoryProbe::hit_limit),
                 }
             }
         }
