@@ -59,6 +59,41 @@ fn body_limit(engine: &Engine) -> usize {
 /// Layers, outermost first: tracing; [`error::json_errors`] (any plain-text error becomes the
 /// standard JSON body); the key check (before any body is read, so an unauthenticated caller
 /// cannot make the server buffer one); the body limit.
+/// At most this much of a refused body is read and dropped before the 413 goes out.
+const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+
+/// Refuses a request whose declared length is over the limit before it reaches a handler, after
+/// reading (and dropping) a bounded amount of what the client is still sending: closing on
+/// unread data makes the kernel reset the connection, and the client would see a broken pipe
+/// instead of the 413 (the lingering close that web servers do).
+async fn refuse_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(size) = declared.filter(|n| *n > limit as u64) else {
+        return next.run(req).await;
+    };
+    let mut body = req.into_body().into_data_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut drained = 0u64;
+    while drained < DRAIN_MAX.min(size) {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => drained += chunk.len() as u64,
+            _ => break,
+        }
+    }
+    let message = format!("the request body is {size} bytes; the limit is {limit} bytes");
+    ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message).into_response()
+}
+
 pub fn router(engine: Engine, auth: Auth) -> Router {
     let limit = body_limit(&engine);
     let state = AppState { engine, prometheus: prometheus(), auth: auth.clone() };
@@ -66,6 +101,7 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn_with_state(limit, refuse_oversized))
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_key))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(TraceLayer::new_for_http())
