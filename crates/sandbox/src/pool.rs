@@ -398,11 +398,7 @@ impl Pools {
 
     /// Stops a sandbox (in the background) and gives its share of the budget back.
     fn discard(&self, sandbox: Sandbox) {
-        {
-            let mut u = self.inner.usage.lock();
-            u.sandboxes = u.sandboxes.saturating_sub(1);
-            u.memory_mb = u.memory_mb.saturating_sub(u64::from(sandbox.key.memory_mb));
-        }
+        self.unreserve(sandbox.key);
         stop_in_background(self.inner.backend.clone(), sandbox);
     }
 
