@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fnbox_core::{Execution, Function, FunctionPatch, FunctionSpec};
 use serde::Serialize;
@@ -24,35 +24,56 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody),
         (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
-pub async fn create(
-    State(state): State<AppState>,
-    Json(spec): Json<FunctionSpec>,
-) -> Result<(StatusCode, axum::Json<Arc<Function>>), ApiError> {
+pub async fn create(State(state): State<AppState>, Json(spec): Json<FunctionSpec>) -> Result<Response, ApiError> {
     let f = state.engine.create_function(spec).await?;
-    Ok((StatusCode::CREATED, axum::Json(f)))
+    Ok(with_etag(StatusCode::CREATED, f))
+}
+
+/// A function as the answer, with its `ETag` (for a later `If-Match`).
+fn with_etag(status: StatusCode, f: Arc<Function>) -> Response {
+    let etag = HeaderValue::from_str(&f.etag()).ok();
+    let mut resp = (status, axum::Json(f)).into_response();
+    if let Some(etag) = etag {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    resp
 }
 
 #[utoipa::path(get, operation_id = "getFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
-    responses((status = 200, description = "OK", body = Function), (status = 404, description = "No such function", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<axum::Json<Arc<Function>>, ApiError> {
-    Ok(axum::Json(state.engine.get_function(&name)?))
+    responses((status = 200, description = "OK, with the function's `ETag` (send it back as `If-Match` to update safely)", body = Function,
+            headers(("etag" = String, description = "Changes with every change to the function"))),
+        (status = 404, description = "No such function", body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(with_etag(StatusCode::OK, state.engine.get_function(&name)?))
 }
 
-#[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
+#[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path),
+        ("if-match" = Option<String>, Header, description = "Update only if the function's ETag is still this one (else 412)")),
     request_body = FunctionPatch,
-    responses((status = 200, description = "Updated; a change to code or settings makes a new version", body = Function),
+    responses((status = 200, description = "Updated; a change to code or settings makes a new version. Versions only grow, and concurrent updates apply one after the other", body = Function,
+            headers(("etag" = String, description = "The function's new ETag"))),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 412, description = "`If-Match` names an older state of the function (`etag_mismatch`)", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
         (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     Json(patch): Json<FunctionPatch>,
-) -> Result<axum::Json<Arc<Function>>, ApiError> {
-    Ok(axum::Json(state.engine.update_function(&name, patch).await?))
+) -> Result<Response, ApiError> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", "If-Match is not a valid entity tag list")
+        })?),
+    };
+    let f = state.engine.update_function(&name, patch, if_match).await?;
+    Ok(with_etag(StatusCode::OK, f))
 }
 
 #[utoipa::path(delete, operation_id = "deleteFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
