@@ -5,6 +5,7 @@ pub mod auth;
 mod error;
 mod extract;
 mod openapi;
+mod page;
 mod routes;
 mod ui;
 
@@ -25,7 +26,12 @@ pub struct AppState {
     pub engine: Engine,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
     pub auth: Auth,
+    /// One permit per open live stream ([`MAX_STREAMS`]).
+    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Live execution streams open at once; each holds a connection and a subscription.
+pub const MAX_STREAMS: usize = 64;
 
 /// Buckets (seconds) for invocation latency: sub-millisecond warm calls to multi-second ones.
 const LATENCY_BUCKETS: &[f64] =
@@ -96,7 +102,8 @@ async fn refuse_oversized(
 
 pub fn router(engine: Engine, auth: Auth) -> Router {
     let limit = body_limit(&engine);
-    let state = AppState { engine, prometheus: prometheus(), auth: auth.clone() };
+    let streams = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
+    let state = AppState { engine, prometheus: prometheus(), auth: auth.clone(), streams };
     routes::routes()
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
