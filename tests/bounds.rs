@@ -64,6 +64,7 @@ async fn error_texts_are_capped_and_lists_are_paged_by_size() {
         assert_eq!(status, 200, "{body}");
         assert!(body.len() <= 4 * 1024 * 1024, "a page of {} bytes", body.len());
         let page: Vec<Value> = serde_json::from_str(&body).expect("a JSON array");
+        eprintln!("executions page {pages}: {} records, {} bytes", page.len(), body.len());
         pages += 1;
         seen.extend(page.iter().map(|e| e["id"].as_str().unwrap_or("").to_owned()));
         match header(&h, "x-next-before") {
@@ -92,6 +93,7 @@ async fn error_texts_are_capped_and_lists_are_paged_by_size() {
         assert_eq!(status, 200, "{body}");
         assert!(body.len() <= 4 * 1024 * 1024, "a page of {} bytes", body.len());
         let page: Vec<Value> = serde_json::from_str(&body).expect("a JSON array");
+        eprintln!("functions page: {} functions, {} bytes", page.len(), body.len());
         names.extend(page.iter().map(|f| f["name"].as_str().unwrap_or("").to_owned()));
         match header(&h, "x-next-after") {
             Some(next) => path = format!("/api/v1/functions?limit=1000&after={next}"),
@@ -149,6 +151,7 @@ async fn a_stuck_stream_subscriber_holds_little_and_streams_are_limited() {
         t.await.expect("join");
     }
     let grown = s.rss_bytes().expect("rss").saturating_sub(before);
+    eprintln!("RSS grew by {:.1} MiB over 600 calls of 250 KB logs with a stuck subscriber", grown as f64 / 1048576.0);
     assert!(grown < 60 << 20, "a stuck subscriber made the server grow by {} MiB", grown >> 20);
 
     // At most 64 streams at once; the next is refused with the standard error body.

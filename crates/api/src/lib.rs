@@ -7,6 +7,7 @@ mod extract;
 mod openapi;
 mod page;
 mod routes;
+mod serve;
 mod ui;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::ApiDoc;
+pub use serve::{ServeConfig, SHUTDOWN_GRACE};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -114,36 +116,17 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// How long open connections (a browser's event stream, a slow client) may hold up shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to
 /// [`SHUTDOWN_GRACE`]; long-lived streams are cut after that so fnbox can clean up and exit.
+/// Connections are limited as [`ServeConfig`] says (header and idle timeouts, a cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Engine,
     auth: Auth,
+    config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     auth.spawn_maintenance();
     let app = router(engine, auth);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    tokio::select! {
-        r = server => r,
-        _ = async {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!("connections still open {} s after the shutdown signal; closing them", SHUTDOWN_GRACE.as_secs());
-            Ok(())
-        }
-    }
+    serve::run(listener, app, config, shutdown).await
 }
