@@ -92,6 +92,38 @@ struct ServeArgs {
     /// Requests per second per API key (token bucket, burst of the same size); 0: no limit.
     #[arg(long, default_value_t = 1000)]
     rate_limit_per_key: u32,
+    /// Most client connections open at once (lowered to fit the open-files limit). At the cap
+    /// a new connection replaces the one idle longest; 503 only when all have a request running.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers (from opening the connection, or from
+    /// the previous response on a kept-alive one).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a connection (HTTP/2 included) may stay open without a request in flight.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+}
+
+/// File descriptors kept for everything but client connections: sandbox channels, dockerd,
+/// SQLite, the Unix sockets.
+const RESERVED_FDS: u64 = 512;
+
+/// Raises the soft open-files limit to the hard one (the default soft limit, often 1024, is
+/// what a thousand idle connections exhausted) and returns the connection cap that fits in it.
+fn connection_cap(wanted: usize) -> usize {
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let fit = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(64)).unwrap_or(usize::MAX);
+    if fit < wanted {
+        tracing::warn!(open_files = soft, max_connections = fit, "--max-connections lowered to fit the open-files limit");
+    }
+    wanted.min(fit).max(1)
 }
 
 #[derive(Subcommand)]
@@ -308,7 +340,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     tracing::info!("fnbox listening on http://{}", listener.local_addr()?);
-    fnbox_api::serve(listener, engine, auth, shutdown_signal()).await?;
+    let serve_config = fnbox_api::ServeConfig {
+        max_connections: connection_cap(args.max_connections),
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+    };
+    tracing::info!(max_connections = serve_config.max_connections, "connections limited");
+    fnbox_api::serve(listener, engine, auth, serve_config, shutdown_signal()).await?;
     tracing::info!("shutting down: removing sandboxes");
     match pools.shutdown().await {
         Ok(n) => tracing::info!(removed = n, "sandboxes removed"),

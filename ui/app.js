@@ -29,6 +29,25 @@ function setApiKey(k) {
 }
 
 async function api(method, path, body) {
+  return (await request(method, path, body)).data;
+}
+
+/** Every function: GET /api/v1/functions is paged (by count and by size), so follow
+ *  X-Next-After until the last page. */
+async function listFunctions() {
+  const all = [];
+  let after = null;
+  for (;;) {
+    const q = new URLSearchParams({ limit: "1000" });
+    if (after) q.set("after", after);
+    const { data, res } = await request("GET", "/api/v1/functions?" + q);
+    all.push(...data);
+    after = res.headers.get("x-next-after");
+    if (!after || !data.length) return all;
+  }
+}
+
+async function request(method, path, body) {
   const init = { method, headers: {} };
   const key = apiKey();
   if (key) init.headers["authorization"] = `Bearer ${key}`;
@@ -45,7 +64,7 @@ async function api(method, path, body) {
     throw new ApiError(res.status, data);
   }
   if (!res.ok) throw new ApiError(res.status, data);
-  return data;
+  return { data, res };
 }
 
 let askingForKey = false;
@@ -140,7 +159,7 @@ pages.functions = async (main) => {
   main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Functions</h1><a href="#/create"><button class="primary">New function</button></a></div>
     <div class="panel table-wrap" id="fn-table"><div class="empty">Loading…</div></div>`;
   const [fns, summary, recent] = await Promise.all([
-    api("GET", "/api/v1/functions"),
+    listFunctions(),
     summaryRows(),
     api("GET", "/api/v1/executions?limit=500").catch(() => []),
   ]);
@@ -349,7 +368,7 @@ function resultPanel(r) {
 }
 
 pages.execute = async (main, name) => {
-  const fns = await api("GET", "/api/v1/functions");
+  const fns = await listFunctions();
   if (!fns.length) {
     main.innerHTML = `<h1>Execute</h1><div class="panel empty">No functions yet. <a href="#/create">Create one.</a></div>`;
     return;
@@ -405,7 +424,7 @@ pages.execute = async (main, name) => {
 
 // ---------- Executions ----------
 pages.executions = async (main) => {
-  const fns = await api("GET", "/api/v1/functions");
+  const fns = await listFunctions();
   main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Executions</h1><span class="live" id="live">live</span></div>
     <div class="panel"><div class="row">
       <div class="field"><label for="f-function">Function</label><select id="f-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
@@ -473,7 +492,7 @@ function bars(rows, { max, format, cls }) {
 
 // ---------- Dashboard ----------
 pages.dashboard = async (main) => {
-  const fns = await api("GET", "/api/v1/functions");
+  const fns = await listFunctions();
   main.innerHTML = `<h1>Metrics dashboard</h1>
     <div class="panel"><div class="row">
       <div class="field"><label for="d-function">Function</label><select id="d-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
@@ -560,7 +579,7 @@ pages.dashboard = async (main) => {
 
 // ---------- Compare ----------
 pages.compare = async (main) => {
-  const [fns, past] = await Promise.all([api("GET", "/api/v1/functions"), api("GET", "/api/v1/comparisons").catch(() => [])]);
+  const [fns, past] = await Promise.all([listFunctions(), api("GET", "/api/v1/comparisons").catch(() => [])]);
   main.innerHTML = `<h1>Compare runtimes</h1>
     <div class="panel"><form id="cmp-form" class="row">
       <div class="field"><label for="c-function">Function</label><select id="c-function">${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>

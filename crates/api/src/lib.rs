@@ -5,7 +5,9 @@ pub mod auth;
 mod error;
 mod extract;
 mod openapi;
+mod page;
 mod routes;
+mod serve;
 mod ui;
 
 use std::time::Duration;
@@ -19,13 +21,19 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::ApiDoc;
+pub use serve::{ServeConfig, SHUTDOWN_GRACE};
 
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
     pub auth: Auth,
+    /// One permit per open live stream ([`MAX_STREAMS`]).
+    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Live execution streams open at once; each holds a connection and a subscription.
+pub const MAX_STREAMS: usize = 64;
 
 /// Buckets (seconds) for invocation latency: sub-millisecond warm calls to multi-second ones.
 const LATENCY_BUCKETS: &[f64] =
@@ -96,7 +104,8 @@ async fn refuse_oversized(
 
 pub fn router(engine: Engine, auth: Auth) -> Router {
     let limit = body_limit(&engine);
-    let state = AppState { engine, prometheus: prometheus(), auth: auth.clone() };
+    let streams = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
+    let state = AppState { engine, prometheus: prometheus(), auth: auth.clone(), streams };
     routes::routes()
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -107,36 +116,17 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// How long open connections (a browser's event stream, a slow client) may hold up shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to
 /// [`SHUTDOWN_GRACE`]; long-lived streams are cut after that so fnbox can clean up and exit.
+/// Connections are limited as [`ServeConfig`] says (header and idle timeouts, a cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Engine,
     auth: Auth,
+    config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     auth.spawn_maintenance();
     let app = router(engine, auth);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    tokio::select! {
-        r = server => r,
-        _ = async {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!("connections still open {} s after the shutdown signal; closing them", SHUTDOWN_GRACE.as_secs());
-            Ok(())
-        }
-    }
+    serve::run(listener, app, config, shutdown).await
 }

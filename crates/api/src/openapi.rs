@@ -129,6 +129,11 @@ impl Modify for CrossCutting {
                     add(op, "403", error_response("The key's role may not do this (needs `admin`)", None));
                 }
                 let retry = Some(("Retry-After", "Seconds to wait"));
+                // Answered by the accept loop, before any route, when every connection is busy.
+                match op.responses.responses.get_mut("503") {
+                    Some(RefOr::T(r)) => r.description.push_str("; or every connection is busy (`too_many_connections`)"),
+                    _ => add(op, "503", error_response("Every connection the server keeps is busy (`too_many_connections`)", retry)),
+                }
                 match op.responses.responses.get_mut("429") {
                     Some(RefOr::T(r)) => r.description.push_str("; or the key's rate limit was exceeded (`rate_limited`)"),
                     _ => add(op, "429", error_response("The key's rate limit was exceeded (`rate_limited`)", retry)),

@@ -107,6 +107,15 @@ struct Client {
 
 impl Client {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<String>) -> Result<(u16, Value)> {
+        self.call_with_headers(method, path, body).await.map(|(status, _, value)| (status, value))
+    }
+
+    async fn call_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
         let url = format!("{}{}", self.base.trim_end_matches('/'), path);
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
@@ -114,14 +123,45 @@ impl Client {
         }
         let resp = req.send().await.with_context(|| format!("cannot reach fnbox at {} (is `fnbox serve` running?)", self.base))?;
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let text = resp.text().await?;
         let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Ok((status, value))
+        Ok((status, headers, value))
     }
 
     /// Calls the API and turns an error body into a readable error.
     async fn ok(&self, method: reqwest::Method, path: &str, body: Option<String>) -> Result<Value> {
-        let (status, value) = self.call(method, path, body).await?;
+        self.ok_with_headers(method, path, body).await.map(|(_, value)| value)
+    }
+
+    /// Every item of a paged list: follows `X-Next-After` (`?after=`) to the last page.
+    async fn all_functions(&self) -> Result<Value> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = String::from("/api/v1/functions?limit=1000");
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let (headers, page) = self.ok_with_headers(reqwest::Method::GET, &path, None).await?;
+            let items = page.as_array().cloned().unwrap_or_default();
+            let empty = items.is_empty();
+            all.extend(items);
+            // Names are URL-safe (lowercase letters, digits, '-').
+            after = headers.get("x-next-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if after.is_none() || empty {
+                return Ok(Value::Array(all));
+            }
+        }
+    }
+
+    async fn ok_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(reqwest::header::HeaderMap, Value)> {
+        let (status, headers, value) = self.call_with_headers(method, path, body).await?;
         if status >= 400 {
             let err = &value["error"];
             let mut msg = format!("{} ({status})", err["message"].as_str().unwrap_or("request failed"));
@@ -132,7 +172,7 @@ impl Client {
             }
             bail!(msg);
         }
-        Ok(value)
+        Ok((headers, value))
     }
 }
 
@@ -270,7 +310,7 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
             }
         }
         Command::Function(FnCommand::List) => {
-            let fs = client.ok(Method::GET, "/api/v1/functions", None).await?;
+            let fs = client.all_functions().await?;
             if opts.json {
                 print_json(&fs);
             } else {

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::{Language, Runtime};
+use crate::{Language, Limits, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -55,10 +57,16 @@ impl FromStr for ExecutionStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorInfo {
     /// Exception class or fnbox error kind, e.g. `ZeroDivisionError`, `Timeout`, `SerializationError`.
+    /// Cut to 256 bytes (with a marker saying how much was cut).
     #[serde(rename = "type")]
+    #[schema(max_length = 300)]
     pub kind: String,
+    /// Cut to 16 KiB (with a marker).
+    #[schema(max_length = 16430)]
     pub message: String,
+    /// Cut to 64 KiB (with a marker).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schema(max_length = 65580)]
     pub stack: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
@@ -70,6 +78,62 @@ impl ErrorInfo {
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         ErrorInfo { kind: kind.into(), message: message.into(), stack: String::new(), line: None, column: None }
     }
+
+    /// Cuts each text to its limit: a function decides what its exception says, and an
+    /// uncapped one (7.8 MB each) made listing 50 executions cost hundreds of MB.
+    pub fn cap(&mut self, limits: &Limits) {
+        cap_text(&mut self.kind, limits.max_error_type_bytes);
+        cap_text(&mut self.message, limits.max_error_message_bytes);
+        cap_text(&mut self.stack, limits.max_error_stack_bytes);
+    }
+
+    /// The sum of its texts' lengths.
+    fn text_bytes(&self) -> usize {
+        self.kind.len() + self.message.len() + self.stack.len()
+    }
+}
+
+/// A JSON value kept as the exact text it arrived as. A parsed `serde_json::Value` would round
+/// integers beyond 64 bits and long decimals to an f64 (`2**64+1` came back as
+/// `1.8446744073709552e19`); the text passes through untouched, and is cheaper too: nothing is
+/// parsed into a tree on the invoke path, and a clone is a reference count.
+#[derive(Debug, Clone)]
+pub struct RawJson(Arc<RawValue>);
+
+impl RawJson {
+    /// Parses (validates) JSON text, keeping it as it is.
+    pub fn parse(text: String) -> Result<RawJson, serde_json::Error> {
+        RawValue::from_string(text).map(RawJson::from)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<Box<RawValue>> for RawJson {
+    fn from(raw: Box<RawValue>) -> Self {
+        RawJson(Arc::from(raw))
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(RawJson::from)
+    }
 }
 
 /// The record of one invocation. Written to the store before the caller gets an answer.
@@ -80,15 +144,20 @@ pub struct Execution {
     pub version: u32,
     pub runtime: Runtime,
     pub language: Language,
-    /// The event as JSON text, cut to the recording limit.
+    /// The event as JSON text, cut to the recording limit (64 KiB).
+    #[schema(max_length = 65600)]
     pub input: String,
-    /// The return value; present only for successes. `None` with `output_truncated`
-    /// when it was too large to record (the caller still received it in full).
-    pub output: Option<serde_json::Value>,
+    /// The return value, exactly as the function returned it (numbers are not rounded); present
+    /// only for successes. `None` with `output_truncated` when it was larger than the recording
+    /// limit (64 KiB; the caller still received it in full).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub output: Option<RawJson>,
     #[serde(default)]
     pub output_truncated: bool,
     pub status: ExecutionStatus,
     pub error: Option<ErrorInfo>,
+    /// What the function printed, cut to 256 KiB with a marker.
+    #[schema(max_length = 263300)]
     pub logs: String,
     pub started_at: DateTime<Utc>,
     /// Wall time as the platform's caller saw it, queueing and cold start included.
@@ -98,6 +167,60 @@ pub struct Execution {
     /// Peak memory of the sandbox during the invocation, read from its cgroup.
     pub memory_bytes: Option<u64>,
     pub cold_start: bool,
+}
+
+impl Execution {
+    /// Cuts every text of the record to its limit (input and logs too, whatever path built it).
+    pub fn cap(&mut self, limits: &Limits) {
+        cap_text(&mut self.input, limits.max_recorded_bytes);
+        // The bootstrap marks its own cut of the logs; leave room for that marker.
+        cap_text(&mut self.logs, limits.max_log_bytes + 1024);
+        if let Some(e) = &mut self.error {
+            e.cap(limits);
+        }
+    }
+
+    /// The bytes of its texts (input, output, logs, error, name). Its JSON form is never
+    /// smaller, so a store can bound a page by this before anything is serialized.
+    pub fn text_bytes(&self) -> usize {
+        self.function.len()
+            + self.input.len()
+            + self.output.as_ref().map_or(0, |o| o.get().len())
+            + self.logs.len()
+            + self.error.as_ref().map_or(0, ErrorInfo::text_bytes)
+    }
+
+    /// A copy for the live stream, every text cut to `max` bytes and the output left out when
+    /// it is longer: what a stream subscriber may have waiting is then bounded, whatever the
+    /// functions return. The full record is at `GET /api/v1/executions/{id}`.
+    pub fn for_stream(&self, max: usize) -> Execution {
+        let cut = |s: &str| truncate_text(s, max).0;
+        let output = self.output.as_ref().filter(|o| o.get().len() <= max).cloned();
+        Execution {
+            id: self.id,
+            function: self.function.clone(),
+            version: self.version,
+            runtime: self.runtime,
+            language: self.language,
+            input: cut(&self.input),
+            output_truncated: self.output_truncated || (self.output.is_some() && output.is_none()),
+            output,
+            status: self.status,
+            error: self.error.as_ref().map(|e| ErrorInfo {
+                kind: cut(&e.kind),
+                message: cut(&e.message),
+                stack: cut(&e.stack),
+                line: e.line,
+                column: e.column,
+            }),
+            logs: cut(&self.logs),
+            started_at: self.started_at,
+            duration_ms: self.duration_ms,
+            exec_ms: self.exec_ms,
+            memory_bytes: self.memory_bytes,
+            cold_start: self.cold_start,
+        }
+    }
 }
 
 /// Which executions to list; newest first.
@@ -110,6 +233,9 @@ pub struct ExecutionFilter {
     /// Only executions older than this id (ids are time-ordered UUIDv7), for paging.
     pub before: Option<Uuid>,
     pub limit: u32,
+    /// Stop once the listed records' [`Execution::text_bytes`] pass this (at least two are
+    /// listed when there are two, so a caller can tell a page cut by size from the last page).
+    pub max_bytes: Option<usize>,
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary, saying so at the end.
@@ -124,6 +250,13 @@ pub fn truncate_text(s: &str, max: usize) -> (String, bool) {
     (format!("{}…[truncated {} bytes]", &s[..end], s.len() - end), true)
 }
 
+/// Cuts `s` in place to at most `max` bytes (plus a marker), without copying when it fits.
+pub fn cap_text(s: &mut String, max: usize) {
+    if s.len() > max {
+        *s = truncate_text(s, max).0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +268,28 @@ mod tests {
         assert!(t.starts_with('h'));
         assert!(t.contains("truncated"));
         assert_eq!(truncate_text("abc", 3), ("abc".to_string(), false));
+    }
+
+    #[test]
+    fn caps_every_error_text() {
+        let limits = Limits::default();
+        let mut e = ErrorInfo::new("E".repeat(8 << 20), "m".repeat(8 << 20));
+        e.stack = "s".repeat(8 << 20);
+        e.cap(&limits);
+        assert!(e.kind.len() < limits.max_error_type_bytes + 40, "{}", e.kind.len());
+        assert!(e.message.len() < limits.max_error_message_bytes + 40);
+        assert!(e.stack.len() < limits.max_error_stack_bytes + 40);
+        assert!(e.message.ends_with("bytes]"));
+    }
+
+    #[test]
+    fn raw_json_keeps_numbers_exact() {
+        let text = r#"{"big":18446744073709551617,"pi":3.14159265358979323846264338327950288}"#;
+        let v = RawJson::parse(text.to_owned()).expect("valid");
+        assert_eq!(serde_json::to_string(&v).expect("serializes"), text);
+        let back: RawJson = serde_json::from_str(&format!("[{text}]")).map(|v: Vec<RawJson>| v[0].clone()).expect("round trip");
+        assert_eq!(back, v);
+        assert!(RawJson::parse("{".to_owned()).is_err());
     }
 
     #[test]

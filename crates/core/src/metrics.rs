@@ -163,21 +163,33 @@ pub fn timeseries(samples: &[Sample], bucket_ms: i64) -> Vec<Bucket> {
         .collect()
 }
 
-/// Parses `10s`, `1m`, `5m`, `1h`, `1d` into milliseconds.
+/// The largest number a bucket width may have (nine digits, as the OpenAPI pattern says).
+pub const MAX_BUCKET_NUMBER: i64 = 999_999_999;
+
+/// Parses `10s`, `1m`, `5m`, `1h`, `1d` (a number of at most nine digits, then an optional
+/// unit; none means minutes) into milliseconds. Checked: a huge number is refused, never
+/// wrapped into a tiny bucket.
 pub fn parse_bucket(s: &str) -> Result<i64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 1m, 1h"))?;
-    let unit_ms = match unit {
+    let unit_ms: i64 = match unit {
         "s" => 1_000,
         "m" | "" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
         _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
     };
+    if num.is_empty() {
+        return Err(format!("`{s}` is not a duration like 10s, 1m, 1h"));
+    }
+    let digits = num.trim_start_matches('0');
+    if digits.len() > 9 {
+        return Err(format!("`{s}`: the number must be at most {MAX_BUCKET_NUMBER}"));
+    }
+    let n: i64 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 1m, 1h"))? };
     if n <= 0 {
         return Err(format!("`{s}` must be positive"));
     }
-    Ok(n * unit_ms)
+    n.checked_mul(unit_ms).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]
@@ -201,5 +213,13 @@ mod tests {
         assert_eq!(parse_bucket("5m"), Ok(300_000));
         assert!(parse_bucket("0m").is_err());
         assert!(parse_bucket("1y").is_err());
+        assert_eq!(parse_bucket("0001m"), Ok(60_000));
+        assert_eq!(parse_bucket("999999999d"), Ok(999_999_999 * 86_400_000));
+        // 18446744073709552 * 1000 wrapped to 384 ms before the check.
+        assert!(parse_bucket("18446744073709552s").expect_err("too large").contains("at most 999999999"));
+        assert!(parse_bucket("1000000000s").is_err());
+        assert!(parse_bucket("s").is_err());
+        assert!(parse_bucket("").is_err());
+        assert!(parse_bucket("000s").is_err());
     }
 }

@@ -27,6 +27,11 @@ pub struct Limits {
     pub max_log_bytes: usize,
     /// How much of the input and output is kept in the execution record.
     pub max_recorded_bytes: usize,
+    /// An error's type, message and stack are cut to these in the record and the answer
+    /// (a function chooses them, and an uncapped one was 7.8 MB).
+    pub max_error_type_bytes: usize,
+    pub max_error_message_bytes: usize,
+    pub max_error_stack_bytes: usize,
     /// Deepest nesting of arrays and objects accepted in any JSON body (the invoke event
     /// included). Deeper bodies are refused before they are parsed: serde_json and the
     /// bootstraps' parsers recurse, so depth is what a hostile body would use to hurt them.
@@ -51,6 +56,9 @@ impl Default for Limits {
             max_output_bytes: 6 * 1024 * 1024,
             max_log_bytes: 256 * 1024,
             max_recorded_bytes: 64 * 1024,
+            max_error_type_bytes: 256,
+            max_error_message_bytes: 16 * 1024,
+            max_error_stack_bytes: 64 * 1024,
             max_json_depth: MAX_JSON_DEPTH,
         }
     }

@@ -7,7 +7,7 @@ use fnbox_core::execution::truncate_text;
 use fnbox_core::validation::{validate_function, validate_name};
 use fnbox_core::{
     ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, FieldError, Function, FunctionPatch, FunctionSpec, Limits,
-    Store, ValidationErrors,
+    RawJson, Store, ValidationErrors,
 };
 use fnbox_sandbox::protocol::{InvokeContext, ResultStatus};
 use fnbox_sandbox::{near_memory_limit, InvokeOutcome, PoolError, PoolStats, Pools, RuntimeHealth};
@@ -37,6 +37,20 @@ const MAX_RETIRED_RETRIES: usize = 4;
 
 /// Room past `max_log_bytes` for the bootstrap's `[fnbox: logs truncated]` marker.
 const LOG_MARKER_ROOM: usize = 64;
+
+/// Events the live stream keeps for a subscriber that has not read them yet; one further
+/// behind gets a `lagged` event. Slots are shared by every subscriber, and each event is cut
+/// to [`STREAM_TEXT_BYTES`] per text, so all subscribers together hold at most about
+/// 256 × 20 KiB ≈ 5 MiB, however slowly they read.
+pub const STREAM_BUFFER: usize = 256;
+
+/// Each text of a live-stream event (input, output, logs, error type, message, stack) is cut
+/// to this; the whole record is at `GET /api/v1/executions/{id}`.
+pub const STREAM_TEXT_BYTES: usize = 4096;
+
+/// Deepest nesting kept in a return value: what serde_json (and the clients built on it) can
+/// parse back; a deeper one is a `SerializationError`, as it was when outputs were parsed.
+const MAX_OUTPUT_DEPTH: usize = 127;
 
 /// The platform's core service. Cheap to clone.
 #[derive(Clone)]
@@ -69,7 +83,7 @@ impl Engine {
         }
         let functions = store.list_functions().await?;
         let functions = functions.into_iter().map(|f| (f.name.clone(), Arc::new(f))).collect();
-        let (tx, _) = broadcast::channel(1024);
+        let (tx, _) = broadcast::channel(STREAM_BUFFER);
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
@@ -98,7 +112,8 @@ impl Engine {
         self.inner.pools.stats()
     }
 
-    /// Every recorded execution, as it is recorded (for live views).
+    /// Every recorded execution, as it is recorded (for live views), cut for the stream
+    /// ([`Execution::for_stream`]).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Execution>> {
         self.inner.executions.subscribe()
     }
@@ -332,13 +347,17 @@ impl Engine {
                 exec.logs = truncate_text(&result.logs, limits.max_log_bytes + LOG_MARKER_ROOM).0;
                 match result.status {
                     ResultStatus::Success => {
-                        let raw = result.output.as_deref().map_or("null", RawValue::get);
-                        match serde_json::from_str(raw) {
-                            Ok(v) => exec.output = Some(v),
-                            Err(e) => {
-                                exec.status = ExecutionStatus::Error;
-                                exec.error = Some(ErrorInfo::new("SerializationError", e.to_string()));
-                            }
+                        // Kept as the exact text the function returned: parsing it into a tree
+                        // would round big numbers (and cost time on every call).
+                        let raw = result.output.unwrap_or_default();
+                        if fnbox_core::json_too_deep(raw.get().as_bytes(), MAX_OUTPUT_DEPTH) {
+                            exec.status = ExecutionStatus::Error;
+                            exec.error = Some(ErrorInfo::new(
+                                "SerializationError",
+                                format!("the return value nests arrays and objects deeper than {MAX_OUTPUT_DEPTH} levels"),
+                            ));
+                        } else {
+                            exec.output = Some(RawJson::from(raw));
                         }
                         true
                     }
@@ -410,8 +429,11 @@ impl Engine {
     /// Records the execution (durably) and only then hands it back.
     async fn finish(&self, mut exec: Execution, t0: Instant) -> Result<Execution, EngineError> {
         exec.duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // The answer and the record carry the same capped texts; only the output goes to the
+        // caller in full.
+        exec.cap(&self.inner.config.limits);
         let max = self.inner.config.limits.max_recorded_bytes;
-        let oversized = exec.output.as_ref().is_some_and(|v| serde_json::to_vec(v).map_or(true, |b| b.len() > max));
+        let oversized = exec.output.as_ref().is_some_and(|v| v.get().len() > max);
         let record = if oversized {
             Execution { output: None, output_truncated: true, ..exec.clone() }
         } else {
@@ -428,7 +450,9 @@ impl Engine {
         ];
         metrics::counter!("fnbox_invocations_total", &labels).increment(1);
         metrics::histogram!("fnbox_invocation_duration_seconds", &labels).record(record.duration_ms / 1000.0);
-        let _ = self.inner.executions.send(record);
+        if self.inner.executions.receiver_count() > 0 {
+            let _ = self.inner.executions.send(Arc::new(record.for_stream(STREAM_TEXT_BYTES)));
+        }
         Ok(exec)
     }
 }

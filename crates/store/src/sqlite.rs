@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fnbox_core::metrics::{MetricsFilter, Sample};
-use fnbox_core::{ApiKey, ErrorInfo, Execution, ExecutionFilter, Failure, Function, KeyStore, Store, StoreError, StoredKey};
+use fnbox_core::{
+    ApiKey, ErrorInfo, Execution, ExecutionFilter, Failure, Function, KeyStore, RawJson, Store, StoreError, StoredKey,
+};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
@@ -263,7 +265,7 @@ fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize>
         e.runtime.as_str(),
         e.language.as_str(),
         e.input,
-        e.output.as_ref().map(|v| v.to_string()),
+        e.output.as_ref().map(|v| v.get()),
         e.output_truncated,
         e.status.as_str(),
         e.error.as_ref().map(|x| x.kind.clone()),
@@ -325,7 +327,7 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         runtime: r.get::<_, String>(3)?.parse().map_err(|e: String| parse_err(3, e))?,
         language: r.get::<_, String>(4)?.parse().map_err(|e: String| parse_err(4, e))?,
         input: r.get(5)?,
-        output: output.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| parse_err(6, e.to_string()))?,
+        output: output.map(RawJson::parse).transpose().map_err(|e| parse_err(6, e.to_string()))?,
         output_truncated: r.get(7)?,
         status: r.get::<_, String>(8)?.parse().map_err(|e: String| parse_err(8, e))?,
         error: error
@@ -537,7 +539,20 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql)?;
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
             let rows = stmt.query_map(refs.as_slice(), row_to_execution)?;
-            rows.collect()
+            let Some(max_bytes) = filter.max_bytes else { return rows.collect() };
+            // Bounded by size as well as count: records can be large, and only what a page
+            // can hold (plus one, so the caller sees there is more) is read into memory.
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            for row in rows {
+                let e = row?;
+                bytes = bytes.saturating_add(e.text_bytes());
+                out.push(e);
+                if bytes > max_bytes && out.len() >= 2 {
+                    break;
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -779,7 +794,7 @@ mod tests {
             runtime: Runtime::Gvisor,
             language: Language::Python,
             input: "{}".into(),
-            output: Some(serde_json::json!([1, "two"])),
+            output: Some(RawJson::parse(r#"[1,"two",18446744073709551617]"#.into()).expect("json")),
             output_truncated: false,
             status,
             error: (status != ExecutionStatus::Success).then(|| ErrorInfo::new("ValueError", "bad")),
@@ -875,6 +890,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_of_executions_is_bounded_by_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("open");
+        for _ in 0..20 {
+            let mut e = execution("big", ExecutionStatus::Success);
+            e.logs = "x".repeat(100_000);
+            store.record_execution(e).await.expect("recorded");
+        }
+        let page = |max_bytes| ExecutionFilter { limit: 1000, max_bytes, ..Default::default() };
+        assert_eq!(store.list_executions(&page(None)).await.expect("list").len(), 20);
+        // 350 kB: three records fit, the fourth passes the budget and is the one read ahead.
+        let cut = store.list_executions(&page(Some(350_000))).await.expect("list");
+        assert_eq!(cut.len(), 4);
+        // A budget smaller than one record still gives two: the page's one, and one read ahead.
+        assert_eq!(store.list_executions(&page(Some(10))).await.expect("list").len(), 2);
+    }
+
+    #[tokio::test]
     async fn executions_survive_reopen_and_filter() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ids = {
@@ -910,7 +943,7 @@ mod tests {
             .expect("list");
         assert_eq!(errors.len(), 50);
         let one = store.get_execution(ids[7]).await.expect("get").expect("present");
-        assert_eq!(one.output, Some(serde_json::json!([1, "two"])));
+        assert_eq!(one.output.as_ref().map(RawJson::get), Some(r#"[1,"two",18446744073709551617]"#));
         assert_eq!(one.memory_bytes, Some(1 << 20));
     }
 }
@@ -941,7 +974,7 @@ mod scale {
                         runtime: if n % 2 == 0 { Runtime::Docker } else { Runtime::Gvisor },
                         language: Language::Python,
                         input: "{\"n\":1}".into(),
-                        output: Some(serde_json::json!(n)),
+                        output: Some(RawJson::parse(n.to_string()).expect("json")),
                         output_truncated: false,
                         status,
                         error: (status == ExecutionStatus::Error).then(|| ErrorInfo::new("ValueError", "bad")),

@@ -2,7 +2,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::Response;
 use axum::Json;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::extract::{Path, Query};
-use crate::{ApiError, AppState, ErrorBody};
+use crate::{page, ApiError, AppState, ErrorBody};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -27,9 +29,10 @@ pub struct ListQuery {
     runtime: Option<String>,
     /// Started at or after this RFC 3339 time.
     since: Option<String>,
-    /// Page: executions older than this execution id (UUID).
+    /// Page: executions older than this execution id (UUID); the `X-Next-Before` header of a
+    /// page gives the value for the next one.
     before: Option<String>,
-    /// At most this many (default 50).
+    /// At most this many (default 50); a page also stops before its JSON passes 4 MiB.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
@@ -55,16 +58,30 @@ impl ListQuery {
                 Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
                 Some(n) => return Err(bad("limit", format!("must be between 1 and {MAX_LIMIT} (got {n})"))),
             },
+            max_bytes: None,
         })
     }
 }
 
+/// Newest first, paged: at most `limit`, and never more than 4 MiB of JSON (at least one
+/// execution). When there are more, `X-Next-Before` holds the id to pass as `before`, and
+/// `Link` the next page's URL.
 #[utoipa::path(get, operation_id = "listExecutions", path = "/api/v1/executions", tag = "executions", params(ListQuery),
-    responses((status = 200, description = "Newest first", body = Vec<Execution>),
+    responses((status = 200, description = "Newest first; a page of at most `limit` executions and 4 MiB", body = Vec<Execution>,
+            headers(("X-Next-Before" = String, description = "Present when there are more: pass it as `before` for the next page"),
+                ("Link" = String, description = "Present when there are more: `<next page URL>; rel=\"next\"`"))),
         (status = 400, description = "Bad query parameter", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Execution>>, ApiError> {
-    let filter = q.into_filter()?;
-    Ok(Json(state.engine.executions(&filter).await?))
+pub async fn list(State(state): State<AppState>, uri: Uri, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let mut filter = q.into_filter()?;
+    let limit = filter.limit as usize;
+    // One more than the page, and a store-side bound on size, so a page that is cut by either
+    // is told apart from the last one without reading more than a page into memory.
+    filter.limit += 1;
+    filter.max_bytes = Some(page::PAGE_BYTES);
+    let rows = state.engine.executions(&filter).await?;
+    let (body, n) = page::json_array(&rows, limit, page::PAGE_BYTES)?;
+    let next = (n < rows.len()).then(|| rows[n.saturating_sub(1)].id.to_string());
+    Ok(page::response(body, &uri, "x-next-before", "before", next.as_deref()))
 }
 
 #[utoipa::path(get, operation_id = "getExecution", path = "/api/v1/executions/{id}", tag = "executions", params(("id" = String, Path)),
@@ -75,22 +92,34 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     Ok(Json(state.engine.execution(id).await?))
 }
 
-/// Server-sent events: one `execution` event per recorded execution, as it is recorded.
-/// A client too slow to keep up gets a `lagged` event with the number it missed.
+/// Server-sent events: one `execution` event per recorded execution, as it is recorded, with
+/// each text (input, output, logs, error type, message, stack) cut to 4 KiB and an output
+/// longer than that left out (`output_truncated`); the full record is at
+/// `GET /api/v1/executions/{id}`. A subscriber more than 256 events behind gets a `lagged`
+/// event with the number it missed. At most 64 streams are open at once (503 beyond).
 /// When keys are on, the key may also be given as `?access_token=` on this route only, because
 /// a browser's `EventSource` cannot send headers.
 #[utoipa::path(get, operation_id = "streamExecutions", path = "/api/v1/executions/stream", tag = "executions",
     params(("access_token" = Option<String>, Query, description = "The API key, for clients that cannot set `Authorization` (EventSource)")),
-    responses((status = 200, description = "text/event-stream: an `execution` event (an Execution) per recorded execution", content_type = "text/event-stream", body = String)))]
-pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    responses((status = 200, description = "text/event-stream: an `execution` event (an Execution, texts cut to 4 KiB) per recorded execution", content_type = "text/event-stream", body = String),
+        (status = 503, description = "Too many streams are open (`too_many_streams`, Retry-After)", body = ErrorBody)))]
+pub async fn stream(State(state): State<AppState>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Held by the stream for as long as it is open.
+    let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!("{} live streams are open, the most this server keeps; try again later", crate::MAX_STREAMS),
+        )
+    })?;
     let rx = state.engine.subscribe();
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+    let events = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
         let event = match rx.recv().await {
             Ok(e) => Event::default().event("execution").json_data(&*e).unwrap_or_else(|_| Event::default().comment("unserializable")),
             Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, permit)))
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

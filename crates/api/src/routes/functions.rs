@@ -1,19 +1,56 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fnbox_core::{Execution, Function, FunctionPatch, FunctionSpec};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::extract::{body_bytes, check_depth, Json, Path};
-use crate::{ApiError, AppState, ErrorBody};
+use crate::extract::{body_bytes, check_depth, Json, Path, Query};
+use crate::{page, ApiError, AppState, ErrorBody};
 
-#[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions",
-    responses((status = 200, description = "Every function, by name", body = Vec<Function>)))]
-pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>>> {
-    axum::Json(state.engine.list_functions())
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page: functions whose name sorts after this one; the `X-Next-After` header of a page
+    /// gives the value for the next one.
+    after: Option<String>,
+    /// At most this many (default 100); a page also stops before its JSON passes 4 MiB.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// By name, paged: at most `limit`, and never more than 4 MiB of JSON (at least one function).
+/// When there are more, `X-Next-After` holds the name to pass as `after`, and `Link` the next
+/// page's URL.
+#[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions", params(ListQuery),
+    responses((status = 200, description = "By name; a page of at most `limit` functions and 4 MiB", body = Vec<Function>,
+            headers(("X-Next-After" = String, description = "Present when there are more: pass it as `after` for the next page"),
+                ("Link" = String, description = "Present when there are more: `<next page URL>; rel=\"next\"`"))),
+        (status = 400, description = "Bad query parameter", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, uri: Uri, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("limit: must be between 1 and {MAX_LIMIT} (got {n})"),
+            ))
+        }
+    } as usize;
+    let all = state.engine.list_functions();
+    let start = q.after.as_deref().filter(|a| !a.is_empty()).map_or(0, |a| all.partition_point(|f| f.name.as_str() <= a));
+    let rest = &all[start..];
+    let (body, n) = page::json_array(rest, limit, page::PAGE_BYTES)?;
+    let next = (n < rest.len()).then(|| rest[n.saturating_sub(1)].name.clone());
+    Ok(page::response(body, &uri, "x-next-after", "after", next.as_deref()))
 }
 
 #[utoipa::path(post, operation_id = "createFunction", path = "/api/v1/functions", tag = "functions", request_body = FunctionSpec,
@@ -90,7 +127,9 @@ pub struct InvokeResponse<'a> {
     pub execution_id: uuid::Uuid,
     pub function: &'a str,
     pub status: fnbox_core::ExecutionStatus,
-    pub output: &'a Option<serde_json::Value>,
+    /// The return value in full, exactly as the function returned it (numbers are not rounded).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub output: &'a Option<fnbox_core::RawJson>,
     pub logs: &'a str,
     pub error: &'a Option<fnbox_core::ErrorInfo>,
     pub duration_ms: f64,

@@ -23,7 +23,8 @@ pub struct MetricsQuery {
     language: Option<String>,
     /// Started at or after this RFC 3339 time.
     since: Option<String>,
-    /// Time series only: bucket width, a positive number with unit s, m, h or d (default 1m).
+    /// Time series only: bucket width, a positive number of at most nine digits with unit s, m, h
+    /// or d (none: minutes; default 1m). Anything else is 400 `invalid_query`.
     #[param(pattern = "^0*[1-9][0-9]{0,8}[smhd]?$")]
     bucket: Option<String>,
 }
