@@ -411,12 +411,15 @@ pages.executions = async (main) => {
       <div class="field"><label for="f-function">Function</label><select id="f-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
       <div class="field"><label for="f-runtime">Runtime</label><select id="f-runtime"><option value="">All</option><option>docker</option><option>gvisor</option></select></div>
       <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option></select></div>
+      <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
     </div></div>
     <div class="panel table-wrap"><table><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
     <div class="panel" id="exec-detail" hidden></div>`;
-  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value });
-  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status);
-  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}</span></td><td>${badge(e.runtime)}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value });
+  // The stream is opened with trigger=all so that changing the filter needs no reconnect.
+  const triggerMatches = (t, want) => (want === "all" ? true : want ? t === want : t !== "compare");
+  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger);
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : ""}</span></td><td>${badge(e.runtime)}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
   const load = async () => {
     const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
     q.set("limit", "100");
@@ -437,7 +440,7 @@ pages.executions = async (main) => {
   main.querySelectorAll("select").forEach((s) => s.addEventListener("change", load));
   await load();
   const key = apiKey();
-  const es = new EventSource("/api/v1/executions/stream" + (key ? "?access_token=" + encodeURIComponent(key) : ""));
+  const es = new EventSource("/api/v1/executions/stream?trigger=all" + (key ? "&access_token=" + encodeURIComponent(key) : ""));
   es.addEventListener("execution", (m) => {
     const e = JSON.parse(m.data);
     if (!matches(e, filters())) return;

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod store;
 pub mod validation;
 
-pub use execution::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus};
+pub use execution::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, Trigger, TriggerFilter};
 pub use function::{Function, FunctionPatch, FunctionSpec, Language, Runtime};
 pub use store::{Failure, Store, StoreError};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
