@@ -235,6 +235,11 @@ pages.create = async (main, editName) => {
       <div class="field"><label for="concurrency">Concurrency (${LIMITS.concurrency.join("–")})</label><input id="concurrency" type="number" min="1" max="64" value="4" aria-describedby="err-concurrency"><div class="field-error" id="err-concurrency"></div></div>
     </div>
     <div class="field"><label for="description">Description</label><input id="description" aria-describedby="err-description"><div class="field-error" id="err-description"></div></div>
+    <fieldset class="field" id="env-field" aria-describedby="err-env"><legend>Environment variables</legend>
+      <p class="muted" style="margin:0 0 6px">Values are secret: they are never shown again after saving. Leave a saved value blank to keep it.</p>
+      <div id="env-rows"></div>
+      <button type="button" id="env-add">Add variable</button>
+      <div class="field-error" id="err-env"></div></fieldset>
     <div class="field"><label id="code-label">Code</label>
       <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="err-code"></div></div>
       <div class="field-error" id="err-code"></div></div>
@@ -249,7 +254,36 @@ pages.create = async (main, editName) => {
     javascript: "exports.handler = async (event, context) => {\n  return { hello: event.name ?? \"world\" };\n};\n",
   };
   const set = (id, v) => { $("#" + id).value = v ?? ""; };
+  // Environment: saved variables show their name only (values are write-only on the server);
+  // typing a value replaces it, Remove deletes it, an untouched row keeps it. Only changes are sent.
+  const removedEnv = new Set();
+  let envRowId = 0;
+  const addEnvRow = (name = "", saved = false) => {
+    const i = envRowId++;
+    const row = document.createElement("div");
+    row.className = "row env-row";
+    row.dataset.saved = saved ? "1" : "";
+    row.innerHTML = `<input class="env-name mono" aria-label="Variable name" placeholder="NAME" spellcheck="false" value="${esc(name)}" ${saved ? "readonly" : ""} id="env-name-${i}">
+      <input class="env-value mono" aria-label="Value of ${esc(name || "the new variable")}" type="password" autocomplete="new-password" spellcheck="false" placeholder="${saved ? "•••••• (saved; type to replace)" : "value"}" id="env-value-${i}">
+      <button type="button" class="env-remove">Remove</button>`;
+    row.querySelector(".env-remove").addEventListener("click", () => { if (saved) removedEnv.add(name); row.remove(); });
+    $("#env-rows").appendChild(row);
+    return row;
+  };
+  $("#env-add").addEventListener("click", () => addEnvRow().querySelector(".env-name").focus());
+  const envBody = () => {
+    const env = {};
+    for (const row of document.querySelectorAll("#env-rows .env-row")) {
+      const name = row.querySelector(".env-name").value.trim(), value = row.querySelector(".env-value").value;
+      if (!name) continue;
+      if (row.dataset.saved && value === "") continue; // kept as saved
+      env[name] = value;
+    }
+    if (editing) for (const name of removedEnv) if (!(name in env)) env[name] = null;
+    return Object.keys(env).length ? env : undefined;
+  };
   if (existing) {
+    for (const n of existing.env_names || []) addEnvRow(n, true);
     for (const k of ["name", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "description"]) set(k, existing[k]);
     set("sample_input", JSON.stringify(existing.sample_input ?? {}, null, 2));
     editor.setLanguage(existing.language);
@@ -282,7 +316,7 @@ pages.create = async (main, editName) => {
     const body = {
       language: $("#language").value, runtime: $("#runtime").value, code: editor.get(),
       timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"),
-      description: $("#description").value, sample_input: sample,
+      description: $("#description").value, sample_input: sample, env: envBody(),
     };
     if (!editing) body.name = $("#name").value.trim();
     $("#save").disabled = true;

@@ -10,7 +10,7 @@ pub mod store;
 pub mod validation;
 
 pub use execution::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, Trigger, TriggerFilter};
-pub use function::{Function, FunctionPatch, FunctionSpec, Language, Runtime};
+pub use function::{Function, FunctionInfo, FunctionPatch, FunctionSpec, Language, Runtime};
 pub use store::{Failure, Store, StoreError};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

@@ -1,23 +1,32 @@
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use fnbox_core::{Execution, Function, FunctionPatch, FunctionSpec};
+use axum::Extension;
+use fnbox_core::{Execution, FunctionInfo, FunctionPatch, FunctionSpec, Role};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::auth::Caller;
 use crate::extract::{body_bytes, check_depth, Json, Path};
 use crate::{ApiError, AppState, ErrorBody};
 
+/// Whether the caller may read code: admin keys, and anyone when keys are off (then there is
+/// no caller). Mirrors who may change it.
+fn reads_code(caller: &Option<Extension<Caller>>) -> bool {
+    caller.as_ref().is_none_or(|Extension(c)| c.role == Role::Admin)
+}
+
+/// Environment values are never returned (`env_names` lists the names); `code` is returned to
+/// admin keys only.
 #[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions",
-    responses((status = 200, description = "Every function, by name", body = Vec<Function>)))]
-pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>>> {
-    axum::Json(state.engine.list_functions())
+    responses((status = 200, description = "Every function, by name", body = Vec<FunctionInfo>)))]
+pub async fn list(State(state): State<AppState>, caller: Option<Extension<Caller>>) -> axum::Json<Vec<FunctionInfo>> {
+    let with_code = reads_code(&caller);
+    axum::Json(state.engine.list_functions().iter().map(|f| FunctionInfo::of(f, with_code)).collect())
 }
 
 #[utoipa::path(post, operation_id = "createFunction", path = "/api/v1/functions", tag = "functions", request_body = FunctionSpec,
-    responses((status = 201, description = "Created", body = Function),
+    responses((status = 201, description = "Created (env values are not returned)", body = FunctionInfo),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 409, description = "A function with this name exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -27,20 +36,26 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<Arc<Function>
 pub async fn create(
     State(state): State<AppState>,
     Json(spec): Json<FunctionSpec>,
-) -> Result<(StatusCode, axum::Json<Arc<Function>>), ApiError> {
+) -> Result<(StatusCode, axum::Json<FunctionInfo>), ApiError> {
     let f = state.engine.create_function(spec).await?;
-    Ok((StatusCode::CREATED, axum::Json(f)))
+    Ok((StatusCode::CREATED, axum::Json(FunctionInfo::of(&f, true))))
 }
 
 #[utoipa::path(get, operation_id = "getFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
-    responses((status = 200, description = "OK", body = Function), (status = 404, description = "No such function", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<axum::Json<Arc<Function>>, ApiError> {
-    Ok(axum::Json(state.engine.get_function(&name)?))
+    responses((status = 200, description = "OK; env values are never returned, code only to admin keys", body = FunctionInfo),
+        (status = 404, description = "No such function", body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<FunctionInfo>, ApiError> {
+    let f = state.engine.get_function(&name)?;
+    Ok(axum::Json(FunctionInfo::of(&f, reads_code(&caller))))
 }
 
 #[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
     request_body = FunctionPatch,
-    responses((status = 200, description = "Updated; a change to code or settings makes a new version", body = Function),
+    responses((status = 200, description = "Updated; a change to code or settings makes a new version (env values are not returned)", body = FunctionInfo),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -51,8 +66,9 @@ pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Json(patch): Json<FunctionPatch>,
-) -> Result<axum::Json<Arc<Function>>, ApiError> {
-    Ok(axum::Json(state.engine.update_function(&name, patch).await?))
+) -> Result<axum::Json<FunctionInfo>, ApiError> {
+    let f = state.engine.update_function(&name, patch).await?;
+    Ok(axum::Json(FunctionInfo::of(&f, true)))
 }
 
 #[utoipa::path(delete, operation_id = "deleteFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
