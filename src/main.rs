@@ -278,7 +278,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_queue_per_function: args.max_queue,
             max_output_bytes: limits.max_output_bytes,
             max_log_bytes: limits.max_log_bytes,
-            check_memory_mb: limits.default_memory_mb,
             max_prewarm_per_key: args.prewarm_max,
             max_sandboxes: args.max_sandboxes,
             memory_budget_mb: args.memory_budget_mb.unwrap_or_else(default_memory_budget_mb),
@@ -295,7 +294,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .collect();
         pools.prewarm(&keys, args.prewarm);
     }
-    pools.spawn_maintenance(Duration::from_secs(5));
+    // Every second: besides keep-alive and refills, this is how soon an idle sandbox that burns
+    // CPU (work its function left running) is found and destroyed.
+    pools.spawn_maintenance(Duration::from_secs(1));
     let engine = Engine::new(
         store,
         pools.clone(),

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// Sleeps a little so the comparison is still running when its client goes; fails when asked to.
 const SLOW: &str = "import time\n\ndef handler(event, context):\n    time.sleep(0.3)\n    if event.get('fail'):\n        raise ValueError('asked to fail')\n    return 1\n";
-const ITERATIONS: u64 = 6;
+const ITERATIONS: u64 = 8;
 
 /// Containers of this server that were loaded with some function's code (pre-started generic
 /// sandboxes carry no `fnbox.function` label).

@@ -99,6 +99,7 @@ impl From<EngineError> for ApiError {
             EngineError::ExecutionNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "execution_not_found", message),
             EngineError::ComparisonNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "comparison_not_found", message),
             EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "function_exists", message),
+            EngineError::Stale { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "etag_mismatch", message),
             EngineError::Invalid(errors) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "validation_failed",

@@ -223,6 +223,32 @@ pub struct FunctionPatch {
 }
 
 impl Function {
+    /// A strong HTTP entity tag for this state of the function: its version and a hash of
+    /// everything a client can change, so it moves with every change (a description edit
+    /// too) and is the same after a restart.
+    pub fn etag(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // serde_json of this struct cannot fail (strings, numbers, maps, JSON values).
+        let settings = serde_json::to_vec(&(
+            &self.id,
+            &self.description,
+            self.language,
+            self.runtime,
+            &self.code,
+            self.timeout_ms,
+            self.memory_mb,
+            self.concurrency,
+            &self.env,
+            &self.sample_input,
+        ))
+        .unwrap_or_default();
+        h.update(&settings);
+        let digest = h.finalize();
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("\"{}-{hex}\"", self.version)
+    }
+
     /// Builds a new function (version 1) from a validated spec.
     pub fn from_spec(spec: FunctionSpec, limits: &crate::Limits, now: DateTime<Utc>) -> Function {
         Function {

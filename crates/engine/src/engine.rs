@@ -10,7 +10,7 @@ use fnbox_core::{
     Store, Trigger, ValidationErrors,
 };
 use fnbox_sandbox::protocol::{InvokeContext, ResultStatus};
-use fnbox_sandbox::{InvokeOutcome, PoolError, PoolStats, Pools, RuntimeHealth};
+use fnbox_sandbox::{near_memory_limit, InvokeOutcome, PoolError, PoolStats, Pools, RuntimeHealth};
 use parking_lot::RwLock;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
@@ -31,6 +31,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// How many times a call looks its function up again when the version it waited for was
+/// replaced (each time means another update landed meanwhile).
+const MAX_RETIRED_RETRIES: usize = 4;
+
 /// Room past `max_log_bytes` for the bootstrap's `[fnbox: logs truncated]` marker.
 const LOG_MARKER_ROOM: usize = 64;
 
@@ -47,6 +51,9 @@ struct Inner {
     /// Every function, by name. The store is the truth; this saves a read per invocation.
     functions: RwLock<HashMap<String, Arc<Function>>>,
     executions: broadcast::Sender<Arc<Execution>>,
+    /// Creates, updates and deletes run one at a time: each reads the current function,
+    /// checks code and writes, and two interleaved would lose one update or reuse a version.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -64,7 +71,14 @@ impl Engine {
         let functions = functions.into_iter().map(|f| (f.name.clone(), Arc::new(f))).collect();
         let (tx, _) = broadcast::channel(1024);
         Ok(Engine {
-            inner: Arc::new(Inner { store, pools, config, functions: RwLock::new(functions), executions: tx }),
+            inner: Arc::new(Inner {
+                store,
+                pools,
+                config,
+                functions: RwLock::new(functions),
+                executions: tx,
+                writes: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
@@ -110,46 +124,74 @@ impl Engine {
     async fn create(&self, spec: FunctionSpec, check: bool) -> Result<Arc<Function>, EngineError> {
         let f = Function::from_spec(spec, &self.inner.config.limits, Utc::now());
         validate_function(&f, &self.inner.config.limits)?;
+        let _writing = self.inner.writes.lock().await;
         if self.inner.functions.read().contains_key(&f.name) {
             return Err(EngineError::Conflict(f.name));
         }
         if check {
             self.check_code(&f).await?;
         }
-        self.inner.store.insert_function(&f).await?;
+        if let Err(e) = self.inner.store.insert_function(&f).await {
+            self.inner.pools.forget_checked(&f);
+            return Err(e.into());
+        }
         let f = Arc::new(f);
         self.inner.functions.write().insert(f.name.clone(), f.clone());
         tracing::info!(function = %f.name, language = %f.language, runtime = %f.runtime, "function created");
         Ok(f)
     }
 
-    pub async fn update_function(&self, name: &str, patch: FunctionPatch) -> Result<Arc<Function>, EngineError> {
+    /// Applies a partial update. With `if_match` (an ETag from [`Function::etag`]), the update
+    /// happens only if the function has not changed since that ETag was read.
+    pub async fn update_function(
+        &self,
+        name: &str,
+        patch: FunctionPatch,
+        if_match: Option<&str>,
+    ) -> Result<Arc<Function>, EngineError> {
+        let _writing = self.inner.writes.lock().await;
         let current = self.get_function(name)?;
+        if let Some(expected) = if_match {
+            let etag = current.etag();
+            if !etag_matches(expected, &etag) {
+                return Err(EngineError::Stale { name: name.to_owned(), etag });
+            }
+        }
         let mut f = (*current).clone();
-        let code_changed = patch.code.as_ref().is_some_and(|c| *c != f.code) || patch.language.is_some();
+        let code_changed = patch.code.as_ref().is_some_and(|c| *c != f.code) || patch.language.is_some_and(|l| l != f.language);
         let new_version = f.apply(patch, Utc::now());
         validate_function(&f, &self.inner.config.limits)?;
-        if code_changed {
+        if code_changed || (new_version && self.inner.config.check_syntax) {
+            // A new version gets its own checked sandbox (of its runtime and memory size),
+            // ready for its first call; only changed code can fail the check.
             self.check_code(&f).await?;
         }
-        self.inner.store.update_function(&f).await?;
+        if let Err(e) = self.inner.store.update_function(&f).await {
+            self.inner.pools.forget_checked(&f);
+            return Err(e.into());
+        }
         let f = Arc::new(f);
         self.inner.functions.write().insert(f.name.clone(), f.clone());
         if new_version {
-            // Sandboxes of the old version finish their current call and are not reused.
-            self.inner.pools.retire(f.id);
+            // Sandboxes of the old version finish their current call and are not reused;
+            // calls still waiting for one run the new version instead.
+            self.inner.pools.retire(f.id, f.version);
             tracing::info!(function = %f.name, version = f.version, "function updated to a new version");
+        } else if f.concurrency != current.concurrency {
+            self.inner.pools.set_concurrency(&f);
         }
         Ok(f)
     }
 
     pub async fn delete_function(&self, name: &str) -> Result<(), EngineError> {
+        let _writing = self.inner.writes.lock().await;
         let f = self.get_function(name)?;
         if !self.inner.store.delete_function(name).await? {
             return Err(EngineError::FunctionNotFound(name.to_owned()));
         }
         self.inner.functions.write().remove(name);
-        self.inner.pools.retire(f.id);
+        // Calls still waiting for a sandbox of it answer "not found"; none is started for it.
+        self.inner.pools.retire(f.id, u32::MAX);
         tracing::info!(function = %name, "function deleted");
         Ok(())
     }
@@ -160,7 +202,7 @@ impl Engine {
         if !self.inner.config.check_syntax {
             return Ok(());
         }
-        match self.inner.pools.check(f.language, &f.code).await {
+        match self.inner.pools.check(f).await {
             Ok(None) => Ok(()),
             Ok(Some(err)) => {
                 let at = match (err.line, err.column) {
@@ -216,6 +258,22 @@ impl Engine {
         let started_at = Utc::now();
         let id = Uuid::now_v7();
         let limits = &self.inner.config.limits;
+        // A call that waited while its function was replaced runs the new version; one whose
+        // function was deleted meanwhile is "not found". Each retry means another write
+        // happened, so a few are plenty; past them the call answers 503.
+        let mut f = f;
+        let mut acquired = None;
+        for _ in 0..MAX_RETIRED_RETRIES {
+            match self.inner.pools.acquire(&f).await {
+                Err(PoolError::Retired(_)) => f = self.get_function(&f.name)?,
+                other => {
+                    acquired = Some(other);
+                    break;
+                }
+            }
+        }
+        let acquired = acquired
+            .ok_or_else(|| EngineError::Unavailable(format!("`{}` kept changing while this call waited; retry", f.name)))?;
         let mut exec = Execution {
             id,
             function: f.name.clone(),
@@ -235,13 +293,14 @@ impl Engine {
             cold_start: false,
             trigger,
         };
-        let mut lease = match self.inner.pools.acquire(&f).await {
+        let mut lease = match acquired {
             Ok(lease) => lease,
             Err(PoolError::QueueFull(name)) => return Err(EngineError::QueueFull(name)),
             Err(PoolError::Sandbox(e)) => return Err(EngineError::Unavailable(e.to_string())),
-            Err(PoolError::LoadFailed { error, logs }) => {
+            Err(PoolError::Retired(name)) => return Err(EngineError::Unavailable(format!("`{name}` changed while this call waited; retry"))),
+            Err(PoolError::LoadFailed { error, logs, timed_out }) => {
                 exec.cold_start = true;
-                exec.status = ExecutionStatus::Error;
+                exec.status = if timed_out { ExecutionStatus::Timeout } else { ExecutionStatus::Error };
                 exec.error = Some(error);
                 exec.logs = truncate_text(&logs, limits.max_log_bytes).0;
                 return self.finish(exec, t0).await;
@@ -287,10 +346,13 @@ impl Engine {
                     ResultStatus::Error => {
                         let error = result.error.unwrap_or_else(|| ErrorInfo::new("Error", "the function failed"));
                         // An interpreter that ran out of memory is not trusted with another call.
-                        let oom = error.kind == "MemoryError";
-                        exec.status = if oom { ExecutionStatus::Oom } else { ExecutionStatus::Error };
+                        // Whether it was the limit is the host's finding, not the bootstrap's
+                        // (the function can raise MemoryError itself, or write this result).
+                        let memory_error = error.kind == "MemoryError";
+                        let at_limit = memory_error && memory_bytes.is_some_and(|m| m >= near_memory_limit(f.memory_mb));
+                        exec.status = if at_limit { ExecutionStatus::Oom } else { ExecutionStatus::Error };
                         exec.error = Some(error);
-                        !oom
+                        !memory_error
                     }
                 }
             }
@@ -300,6 +362,16 @@ impl Engine {
                 exec.error = Some(ErrorInfo::new(
                     "Timeout",
                     format!("the function did not finish within its timeout of {} ms", f.timeout_ms),
+                ));
+                false
+            }
+            InvokeOutcome::Violated { reason, memory_bytes } => {
+                // Still running: no exit to wait for. Destroyed on release.
+                exec.memory_bytes = memory_bytes;
+                exec.status = ExecutionStatus::Error;
+                exec.error = Some(ErrorInfo::new(
+                    "ProtocolViolation",
+                    format!("the function wrote on its sandbox's control channel, so its sandbox was destroyed: {reason}"),
                 ));
                 false
             }
@@ -361,6 +433,11 @@ impl Engine {
         let _ = self.inner.executions.send(record);
         Ok(exec)
     }
+}
+
+/// Whether an `If-Match` header value names `etag` (a list, `*`, or weak forms are accepted).
+fn etag_matches(if_match: &str, etag: &str) -> bool {
+    if_match.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 /// Appends a line to an execution's logs saying its sandbox was discarded for leftover work.

@@ -10,6 +10,9 @@ pub enum EngineError {
     ComparisonNotFound(String),
     #[error("a function named `{0}` already exists")]
     Conflict(String),
+    /// `If-Match` named an older state of the function than the current one.
+    #[error("function `{name}` changed since that ETag was read; it is now {etag}")]
+    Stale { name: String, etag: String },
     /// The request broke one or more rules; each names its field.
     #[error("invalid request: {0}")]
     Invalid(ValidationErrors),

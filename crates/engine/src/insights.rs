@@ -71,7 +71,8 @@ struct RetireOnDrop {
 impl Drop for RetireOnDrop {
     fn drop(&mut self) {
         for id in &self.ids {
-            self.pools.retire(*id);
+            // For good: a call of a copy still waiting is refused, none starts a sandbox.
+            self.pools.retire(*id, u32::MAX);
         }
     }
 }

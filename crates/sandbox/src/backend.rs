@@ -110,10 +110,15 @@ pub trait SandboxBackend: Send + Sync + 'static {
     async fn exit_info(&self, id: &SandboxId) -> Result<ExitInfo, SandboxError>;
     /// Where to read its peak memory cheaply, if the host exposes it.
     fn memory_probe(&self, id: &SandboxId) -> Option<MemoryProbe>;
-    /// Where the host can count the function's processes itself, if it can (runc: yes;
+    /// Where the host can count the function's tasks (threads) itself, if it can (runc: yes;
     /// gVisor: no, its cgroup holds the sandbox kernel). Used to refuse reusing a sandbox
     /// that still runs something after a call, whatever the bootstrap claims.
-    fn process_probe(&self, _id: &SandboxId, _key: &SandboxKey) -> Option<ProcessProbe> {
+    fn task_probe(&self, _id: &SandboxId, _key: &SandboxKey) -> Option<TaskProbe> {
+        None
+    }
+    /// Where the host reads the CPU time a sandbox used (both runtimes), to catch work left
+    /// running in an idle sandbox.
+    fn cpu_probe(&self, _id: &SandboxId) -> Option<CpuProbe> {
         None
     }
     /// Current memory usage reported by the backend (slower than a probe).
@@ -123,4 +128,4 @@ pub trait SandboxBackend: Send + Sync + 'static {
     async fn health(&self) -> RuntimeHealth;
 }
 
-pub use crate::cgroup::{MemoryProbe, ProcessProbe};
+pub use crate::cgroup::{CpuProbe, MemoryProbe, TaskProbe};

@@ -80,36 +80,82 @@ impl MemoryProbe {
     }
 }
 
-/// Counts the processes in a sandbox's cgroup from the host, where the function cannot lie
-/// about them. Processes, not tasks: `pids.current` also counts threads (Node.js starts its
-/// thread pool lazily, so that number moves on its own) and zombies, while `cgroup.procs`
-/// lists live thread-group leaders only. Meaningful under runc only: under gVisor the cgroup
-/// holds the sandbox kernel, not the function's processes.
+/// Counts the tasks (threads, of every process) in a sandbox's cgroup from the host, where the
+/// function cannot lie about them: a thread the function leaves running shows here even when it
+/// silenced its bootstrap's own report. Threads rather than processes, since a spinning thread
+/// is as much leftover work as a child process; the Node.js bootstrap starts libuv's thread pool
+/// before `ready` so that its count does not move on its own afterwards. Meaningful under runc
+/// only: under gVisor the cgroup holds the sandbox kernel's threads, not the function's.
 #[derive(Debug, Clone)]
-pub struct ProcessProbe {
-    procs: PathBuf,
+pub struct TaskProbe {
+    tasks: PathBuf,
 }
 
-impl ProcessProbe {
+impl TaskProbe {
     /// Finds the pids (v1) or unified (v2) cgroup of a Docker container by the usual layouts.
-    pub fn find_docker(container_id: &str) -> Option<ProcessProbe> {
+    pub fn find_docker(container_id: &str) -> Option<TaskProbe> {
         [
-            format!("/sys/fs/cgroup/pids/docker/{container_id}"),
-            format!("/sys/fs/cgroup/pids/system.slice/docker-{container_id}.scope"),
-            format!("/sys/fs/cgroup/docker/{container_id}"),
-            format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope"),
+            format!("/sys/fs/cgroup/pids/docker/{container_id}/tasks"),
+            format!("/sys/fs/cgroup/pids/system.slice/docker-{container_id}.scope/tasks"),
+            format!("/sys/fs/cgroup/docker/{container_id}/cgroup.threads"),
+            format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cgroup.threads"),
         ]
         .into_iter()
-        .map(|d| PathBuf::from(d).join("cgroup.procs"))
+        .map(PathBuf::from)
         .find(|p| p.exists())
-        .map(|procs| ProcessProbe { procs })
+        .map(|tasks| TaskProbe { tasks })
     }
 
-    /// Live processes in the cgroup now; None when it cannot be read (e.g. already removed).
-    pub fn processes(&self) -> Option<usize> {
-        let text = fs::read_to_string(&self.procs).ok()?;
+    /// Live tasks in the cgroup now; None when it cannot be read (e.g. already removed).
+    pub fn tasks(&self) -> Option<usize> {
+        let text = fs::read_to_string(&self.tasks).ok()?;
         Some(text.lines().filter(|l| !l.trim().is_empty()).count())
     }
+}
+
+/// CPU time a sandbox's cgroup has used, read from the host on both runtimes (under gVisor it
+/// includes the sandbox kernel, whose idle cost measured here is about 0.2 ms a second). An idle
+/// sandbox that burns CPU is running something the function left behind.
+#[derive(Debug, Clone)]
+pub enum CpuProbe {
+    /// cgroup v1: `cpuacct.usage`, nanoseconds.
+    V1 { usage: PathBuf },
+    /// cgroup v2: `usage_usec` in `cpu.stat`.
+    V2 { stat: PathBuf },
+}
+
+impl CpuProbe {
+    pub fn find_docker(container_id: &str) -> Option<CpuProbe> {
+        let v1 = [
+            format!("/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage"),
+            format!("/sys/fs/cgroup/cpu,cpuacct/docker/{container_id}/cpuacct.usage"),
+            format!("/sys/fs/cgroup/cpuacct/system.slice/docker-{container_id}.scope/cpuacct.usage"),
+            format!("/sys/fs/cgroup/cpu,cpuacct/system.slice/docker-{container_id}.scope/cpuacct.usage"),
+        ];
+        if let Some(usage) = v1.into_iter().map(PathBuf::from).find(|p| p.exists()) {
+            return Some(CpuProbe::V1 { usage });
+        }
+        [
+            format!("/sys/fs/cgroup/docker/{container_id}/cpu.stat"),
+            format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"),
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .map(|stat| CpuProbe::V2 { stat })
+    }
+
+    /// CPU time used so far, in nanoseconds; None when it cannot be read.
+    pub fn used_ns(&self) -> Option<u64> {
+        match self {
+            CpuProbe::V1 { usage } => fs::read_to_string(usage).ok()?.trim().parse().ok(),
+            CpuProbe::V2 { stat } => parse_usage_usec(&fs::read_to_string(stat).ok()?).map(|us| us.saturating_mul(1000)),
+        }
+    }
+}
+
+fn parse_usage_usec(stat: &str) -> Option<u64> {
+    stat.lines().find_map(|l| l.strip_prefix("usage_usec ")).and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -117,13 +163,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_listed_processes() {
-        let procs = std::env::temp_dir().join(format!("fnbox-procs-test-{}", std::process::id()));
-        fs::write(&procs, "1\n23\n\n").expect("write");
-        let probe = ProcessProbe { procs: procs.clone() };
-        assert_eq!(probe.processes(), Some(2));
-        fs::remove_file(&procs).expect("remove");
-        assert_eq!(probe.processes(), None, "a removed cgroup reads as unknown, not as empty");
-        assert!(ProcessProbe::find_docker("no-such-container").is_none());
+    fn counts_listed_tasks() {
+        let tasks = std::env::temp_dir().join(format!("fnbox-tasks-test-{}", std::process::id()));
+        fs::write(&tasks, "1\n23\n\n").expect("write");
+        let probe = TaskProbe { tasks: tasks.clone() };
+        assert_eq!(probe.tasks(), Some(2));
+        fs::remove_file(&tasks).expect("remove");
+        assert_eq!(probe.tasks(), None, "a removed cgroup reads as unknown, not as empty");
+        assert!(TaskProbe::find_docker("no-such-container").is_none());
+    }
+
+    #[test]
+    fn reads_cpu_usage_of_both_cgroup_versions() {
+        let dir = std::env::temp_dir().join(format!("fnbox-cpu-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        fs::write(dir.join("cpuacct.usage"), "123456789\n").expect("write");
+        fs::write(dir.join("cpu.stat"), "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n").expect("write");
+        assert_eq!(CpuProbe::V1 { usage: dir.join("cpuacct.usage") }.used_ns(), Some(123_456_789));
+        assert_eq!(CpuProbe::V2 { stat: dir.join("cpu.stat") }.used_ns(), Some(2_500_000));
+        fs::remove_dir_all(&dir).expect("remove");
+        assert_eq!(CpuProbe::V1 { usage: dir.join("cpuacct.usage") }.used_ns(), None);
+        assert!(CpuProbe::find_docker("no-such-container").is_none());
     }
 }

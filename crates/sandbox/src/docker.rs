@@ -19,8 +19,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{
-    Channel, ExitInfo, MemoryProbe, ProcessProbe, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey,
-    SandboxSpec,
+    Channel, CpuProbe, ExitInfo, MemoryProbe, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey,
+    SandboxSpec, TaskProbe,
 };
 use crate::channel::{self, ChannelKind, LineSplitter, SocketDir, SOCKET_ENV, SOCKET_MOUNT};
 
@@ -388,11 +388,15 @@ impl SandboxBackend for DockerBackend {
         MemoryProbe::find_docker(&id.0)
     }
 
-    fn process_probe(&self, id: &SandboxId, key: &SandboxKey) -> Option<ProcessProbe> {
+    fn task_probe(&self, id: &SandboxId, key: &SandboxKey) -> Option<TaskProbe> {
         match key.runtime {
-            Runtime::Docker => ProcessProbe::find_docker(&id.0),
+            Runtime::Docker => TaskProbe::find_docker(&id.0),
             Runtime::Gvisor => None,
         }
+    }
+
+    fn cpu_probe(&self, id: &SandboxId) -> Option<CpuProbe> {
+        CpuProbe::find_docker(&id.0)
     }
 
     async fn memory_usage(&self, id: &SandboxId) -> Result<Option<u64>, SandboxError> {

@@ -18,4 +18,4 @@ pub use backend::{ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, Sandbox
 pub use channel::ChannelKind;
 pub use docker::{ChannelPreference, DockerBackend, DockerConfig};
 pub use pool::{Lease, PoolConfig, PoolError, PoolStats, Pools};
-pub use sandbox::{InvokeOutcome, Sandbox};
+pub use sandbox::{near_memory_limit, InvokeOutcome, LoadFailure, Sandbox};

@@ -6,20 +6,26 @@
 //!   code load instead of a container start. They are refilled in the background.
 //! * **specialised** ones per function version: code loaded, ready for the next call (a
 //!   warm start). Reaped after the keep-alive; never handed to another function or version.
+//! * **checked** ones per function version: the sandbox that compiled a new version's code
+//!   at create/update time. It has held that code, so it may only ever serve that version: it
+//!   is kept for its first cold start (which then only loads code) and destroyed otherwise.
+//!
+//! The rule behind all three: a sandbox that has held anything of one function (its code, a
+//! check of it, its input) is never handed to another function.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fnbox_core::{ErrorInfo, Function, Language, Runtime};
+use fnbox_core::{ErrorInfo, Function};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::backend::{SandboxBackend, SandboxError, SandboxKey, SandboxSpec};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{LoadFailure, Sandbox};
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -30,10 +36,7 @@ pub struct PoolConfig {
     /// Invocations that may wait for a busy function before new ones get `QueueFull`.
     pub max_queue_per_function: usize,
     pub ready_timeout: Duration,
-    pub load_timeout: Duration,
     pub check_timeout: Duration,
-    /// Memory (MB) of the sandboxes used for syntax checks.
-    pub check_memory_mb: u32,
     pub max_output_bytes: usize,
     pub max_log_bytes: usize,
     /// Most sandboxes (generic, idle and busy) alive at once, over all functions.
@@ -53,9 +56,7 @@ impl Default for PoolConfig {
             prewarm_per_key: 1,
             max_queue_per_function: 256,
             ready_timeout: Duration::from_secs(30),
-            load_timeout: Duration::from_secs(10),
             check_timeout: Duration::from_secs(5),
-            check_memory_mb: 128,
             max_output_bytes: 6 * 1024 * 1024,
             max_log_bytes: 256 * 1024,
             max_sandboxes: 64,
@@ -73,9 +74,14 @@ pub enum PoolError {
     QueueFull(String),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    /// The function's own code failed to load (syntax error, exception at import, no handler).
+    /// The function's own code failed to load (syntax error, exception at import, no handler,
+    /// or longer than its timeout: `timed_out`, as the host measured it).
     #[error("the function failed to load: {}", .error.message)]
-    LoadFailed { error: ErrorInfo, logs: String },
+    LoadFailed { error: ErrorInfo, logs: String, timed_out: bool },
+    /// This version of the function was replaced or deleted while the call waited: the caller
+    /// looks the function up again (and gets the new version, or "not found").
+    #[error("the function `{0}` changed or was deleted while the call waited")]
+    Retired(String),
 }
 
 /// A sandbox checked out for one invocation. Give it back with [`Pools::release`].
@@ -88,7 +94,7 @@ pub struct Lease {
     leased_at: Instant,
     pool: Arc<FunctionPool>,
     pools: Pools,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Lease {
@@ -105,14 +111,21 @@ impl Drop for Lease {
             self.pool.live.fetch_sub(1, Ordering::Relaxed);
             self.pools.discard(sb);
         }
+        if let Some(permit) = self.permit.take() {
+            self.pool.give_back(permit);
+        }
     }
 }
 
 struct FunctionPool {
     name: String,
     version: u32,
-    concurrency: usize,
+    /// The function's concurrency now; changed in place by [`Pools::set_concurrency`].
+    concurrency: AtomicUsize,
     permits: Arc<Semaphore>,
+    /// Permits to take out of circulation as running calls finish, after the concurrency was
+    /// lowered below the number of calls running.
+    permit_debt: AtomicUsize,
     waiting: AtomicUsize,
     live: AtomicUsize,
     idle: Mutex<Vec<Sandbox>>,
@@ -126,6 +139,61 @@ struct FunctionPool {
     busy_us: Ewma,
     cold_prewarmed_us: Ewma,
     cold_full_us: Ewma,
+}
+
+impl FunctionPool {
+    fn new(f: &Function, retired: bool) -> FunctionPool {
+        let concurrency = f.concurrency.max(1) as usize;
+        FunctionPool {
+            name: f.name.clone(),
+            version: f.version,
+            concurrency: AtomicUsize::new(concurrency),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            permit_debt: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(retired),
+            released: Notify::new(),
+            idle_waiters: AtomicUsize::new(0),
+            busy_us: Ewma::new(Duration::ZERO),
+            cold_prewarmed_us: Ewma::new(INITIAL_PREWARMED_COLD_ESTIMATE),
+            cold_full_us: Ewma::new(INITIAL_FULL_COLD_ESTIMATE),
+        }
+    }
+
+    /// Returns a finished call's permit, or retires it while the concurrency was lowered.
+    fn give_back(&self, permit: OwnedSemaphorePermit) {
+        let paid = self.permit_debt.fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1)).is_ok();
+        if paid {
+            permit.forget();
+        }
+    }
+
+    /// Sets how many calls may run at once, for calls that start from now on: raising adds
+    /// permits at once; lowering removes free permits at once and the rest as running calls end.
+    fn resize(&self, new: usize) {
+        let old = self.concurrency.swap(new, Ordering::AcqRel);
+        if new > old {
+            let mut grow = new - old;
+            // Cancel debt first: those permits were never forgotten.
+            while grow > 0 {
+                match self.permit_debt.fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1)) {
+                    Ok(_) => grow -= 1,
+                    Err(_) => break,
+                }
+            }
+            self.permits.add_permits(grow);
+        } else if old > new {
+            let shrink = old - new;
+            let forgotten = self.permits.forget_permits(shrink);
+            self.permit_debt.fetch_add(shrink - forgotten, Ordering::AcqRel);
+        }
+    }
+
+    fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
 }
 
 /// An exponentially weighted moving average (weight 1/8) kept in an atomic; racy updates
@@ -152,6 +220,8 @@ impl Ewma {
 pub struct PoolStats {
     pub functions: Vec<FunctionPoolStats>,
     pub generic: BTreeMap<String, usize>,
+    /// Sandboxes that checked a new version's code, kept for that version's first call.
+    pub checked: usize,
     pub sandboxes_started: u64,
     pub cold_starts: u64,
     pub prewarmed_cold_starts: u64,
@@ -177,6 +247,11 @@ struct Inner {
     backend: Arc<dyn SandboxBackend>,
     config: PoolConfig,
     functions: Mutex<HashMap<(Uuid, u32), Arc<FunctionPool>>>,
+    /// Per function id: versions below this number were replaced (or, at `u32::MAX`, the
+    /// function was deleted); no pool is made for them again and no sandbox started.
+    retired_below: Mutex<HashMap<Uuid, u32>>,
+    /// The sandbox that checked a version's code, kept for that version's first cold start.
+    checked: Mutex<HashMap<(Uuid, u32), Sandbox>>,
     generic: Mutex<HashMap<SandboxKey, Vec<Sandbox>>>,
     targets: Mutex<HashMap<SandboxKey, usize>>,
     refilling: Mutex<HashMap<SandboxKey, usize>>,
@@ -240,6 +315,8 @@ impl Pools {
                 backend,
                 config,
                 functions: Mutex::new(HashMap::new()),
+                retired_below: Mutex::new(HashMap::new()),
+                checked: Mutex::new(HashMap::new()),
                 generic: Mutex::new(HashMap::new()),
                 targets: Mutex::new(HashMap::new()),
                 refilling: Mutex::new(HashMap::new()),
@@ -265,26 +342,21 @@ impl Pools {
     }
 
     fn function_pool(&self, f: &Function) -> Arc<FunctionPool> {
-        let mut map = self.inner.functions.lock();
-        map.entry((f.id, f.version))
-            .or_insert_with(|| {
-                Arc::new(FunctionPool {
-                    name: f.name.clone(),
-                    version: f.version,
-                    concurrency: f.concurrency.max(1) as usize,
-                    permits: Arc::new(Semaphore::new(f.concurrency.max(1) as usize)),
-                    waiting: AtomicUsize::new(0),
-                    live: AtomicUsize::new(0),
-                    idle: Mutex::new(Vec::new()),
-                    retired: AtomicBool::new(false),
-                    released: Notify::new(),
-                    idle_waiters: AtomicUsize::new(0),
-                    busy_us: Ewma::new(Duration::ZERO),
-                    cold_prewarmed_us: Ewma::new(INITIAL_PREWARMED_COLD_ESTIMATE),
-                    cold_full_us: Ewma::new(INITIAL_FULL_COLD_ESTIMATE),
-                })
-            })
-            .clone()
+        let retired = self.inner.retired_below.lock().get(&f.id).is_some_and(|below| f.version < *below);
+        let new_pool = || Arc::new(FunctionPool::new(f, retired));
+        if retired {
+            // A caller still holding a replaced or deleted version: a pool that serves nothing.
+            return new_pool();
+        }
+        self.inner.functions.lock().entry((f.id, f.version)).or_insert_with(new_pool).clone()
+    }
+
+    /// Applies a changed concurrency to the function's pool, for calls that start from now on.
+    pub fn set_concurrency(&self, f: &Function) {
+        let pool = self.inner.functions.lock().get(&(f.id, f.version)).cloned();
+        if let Some(pool) = pool {
+            pool.resize(f.concurrency.max(1) as usize);
+        }
     }
 
     /// Checks out a sandbox loaded with `f`: a warm one if idle, else a cold start (from a
@@ -292,6 +364,10 @@ impl Pools {
     /// concurrency limit, up to the queue bound.
     pub async fn acquire(&self, f: &Function) -> Result<Lease, PoolError> {
         let pool = self.function_pool(f);
+        let retired = || PoolError::Retired(f.name.clone());
+        if pool.is_retired() {
+            return Err(retired());
+        }
         let t0 = Instant::now();
         let permit = match pool.permits.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -302,9 +378,15 @@ impl Pools {
                 }
                 let p = pool.permits.clone().acquire_owned().await;
                 pool.waiting.fetch_sub(1, Ordering::AcqRel);
-                p.map_err(|_| SandboxError::Unavailable("the function's pool was closed".into()))?
+                // Retiring a pool closes its semaphore: every waiter wakes up here.
+                p.map_err(|_| retired())?
             }
         };
+        if pool.is_retired() {
+            pool.give_back(permit);
+            return Err(retired());
+        }
+        let permit = Some(permit);
         let lease = |sandbox, cold, prewarmed| Lease {
             sandbox: Some(sandbox),
             cold,
@@ -313,7 +395,7 @@ impl Pools {
             leased_at: Instant::now(),
             pool: pool.clone(),
             pools: self.clone(),
-            _permit: permit,
+            permit,
         };
         // Wait for a busy sandbox rather than start one when that is expected to be quicker:
         // calls much shorter than a cold start are served faster by the sandboxes there are,
@@ -339,9 +421,12 @@ impl Pools {
             pool.idle_waiters.fetch_add(1, Ordering::Relaxed);
             let _ = tokio::time::timeout_at(deadline.into(), released).await;
             pool.idle_waiters.fetch_sub(1, Ordering::Relaxed);
+            if pool.is_retired() {
+                return Err(retired());
+            }
         }
         let t_cold = Instant::now();
-        let (sandbox, prewarmed) = self.cold_start(f).await?;
+        let (sandbox, prewarmed) = self.cold_start(f, &pool).await?;
         if prewarmed { &pool.cold_prewarmed_us } else { &pool.cold_full_us }.add(t_cold.elapsed());
         pool.live.fetch_add(1, Ordering::Relaxed);
         Ok(lease(sandbox, true, prewarmed))
@@ -355,12 +440,20 @@ impl Pools {
         if ready { pool.cold_prewarmed_us.get() } else { pool.cold_full_us.get() }
     }
 
-    /// Pops a live idle sandbox of the pool, destroying dead ones on the way.
+    /// Pops a live idle sandbox of the pool, destroying on the way dead ones and ones that
+    /// burnt CPU while idle (work the function left running).
     fn take_idle(&self, pool: &FunctionPool) -> Option<Sandbox> {
         loop {
             let candidate = pool.idle.lock().pop();
             match candidate {
-                Some(sb) if sb.is_alive() => return Some(sb),
+                Some(sb) if sb.is_alive() => match sb.busy_while_idle() {
+                    None => return Some(sb),
+                    Some(why) => {
+                        tracing::info!(function = %pool.name, sandbox = %sb.id, %why, "sandbox discarded: busy while idle");
+                        pool.live.fetch_sub(1, Ordering::Relaxed);
+                        self.discard(sb);
+                    }
+                },
                 Some(dead) => {
                     pool.live.fetch_sub(1, Ordering::Relaxed);
                     self.discard(dead);
@@ -370,11 +463,12 @@ impl Pools {
         }
     }
 
-    async fn cold_start(&self, f: &Function) -> Result<(Sandbox, bool), PoolError> {
+    async fn cold_start(&self, f: &Function, pool: &FunctionPool) -> Result<(Sandbox, bool), PoolError> {
         let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
         self.inner.cold_starts.fetch_add(1, Ordering::Relaxed);
         self.note_demand(key);
-        let (mut sandbox, prewarmed) = match self.take_generic(key) {
+        let checked = self.take_checked(f);
+        let (mut sandbox, prewarmed) = match checked.or_else(|| self.take_generic(key)) {
             Some(sb) => (sb, true),
             None => (self.launch(key, Some(f)).await?, false),
         };
@@ -382,17 +476,34 @@ impl Pools {
             self.inner.prewarmed_cold_starts.fetch_add(1, Ordering::Relaxed);
         }
         self.refill(key);
+        // Replaced or deleted while the sandbox started: it never receives the old code.
+        if pool.is_retired() {
+            self.discard(sandbox);
+            return Err(PoolError::Retired(f.name.clone()));
+        }
         let cfg = &self.inner.config;
-        match sandbox.load(&f.code, &f.env, cfg.max_output_bytes, cfg.max_log_bytes, cfg.load_timeout).await {
+        let timeout = Duration::from_millis(u64::from(f.timeout_ms));
+        match sandbox.load(&f.code, &f.env, cfg.max_output_bytes, cfg.max_log_bytes, timeout).await {
             Ok(Ok(())) => Ok((sandbox, prewarmed)),
-            Ok(Err((error, logs))) => {
+            Ok(Err(LoadFailure { error, logs, timed_out })) => {
                 self.discard(sandbox);
-                Err(PoolError::LoadFailed { error, logs })
+                Err(PoolError::LoadFailed { error, logs, timed_out })
             }
             Err(e) => {
                 self.discard(sandbox);
                 Err(e.into())
             }
+        }
+    }
+
+    /// The sandbox that checked this version's code, if it is still alive.
+    fn take_checked(&self, f: &Function) -> Option<Sandbox> {
+        let sb = self.inner.checked.lock().remove(&(f.id, f.version))?;
+        if sb.is_alive() {
+            Some(sb)
+        } else {
+            self.discard(sb);
+            None
         }
     }
 
@@ -436,6 +547,19 @@ impl Pools {
     fn evict_idle(&self, n: usize) -> bool {
         let mut removed = 0;
         while removed < n {
+            // Checked sandboxes first: each is a bet on one function's first call.
+            let checked = {
+                let mut checked = self.inner.checked.lock();
+                let oldest = checked.iter().min_by_key(|(_, sb)| sb.last_used).map(|(k, _)| *k);
+                oldest.and_then(|k| checked.remove(&k))
+            };
+            if let Some(sb) = checked {
+                tracing::info!(sandbox = %sb.id, key = %key_label(&sb.key), "evicting a checked sandbox");
+                self.inner.evictions.fetch_add(1, Ordering::Relaxed);
+                self.discard(sb);
+                removed += 1;
+                continue;
+            }
             // The oldest idle sandbox of all: (last used, where).
             let mut oldest: Option<(Instant, Option<(Uuid, u32)>, SandboxKey)> = None;
             for (k, list) in self.inner.generic.lock().iter() {
@@ -589,9 +713,10 @@ impl Pools {
     /// Returns a sandbox after an invocation. One that timed out, crashed, or belongs to a
     /// retired version is destroyed instead of reused.
     pub fn release(&self, mut lease: Lease, reusable: bool) {
-        let Some(sb) = lease.sandbox.take() else { return };
+        let Some(mut sb) = lease.sandbox.take() else { return };
         lease.pool.busy_us.add(lease.leased_at.elapsed());
-        if reusable && !lease.pool.retired.load(Ordering::Acquire) {
+        if reusable && !lease.pool.is_retired() {
+            sb.mark_idle();
             lease.pool.idle.lock().push(sb);
             lease.pool.released.notify_one();
         } else {
@@ -602,37 +727,71 @@ impl Pools {
         }
     }
 
-    /// Drops every pool of function `id` (all versions): after an update or a delete.
-    pub fn retire(&self, id: Uuid) {
+    /// Retires every version of function `id` below `below` (`u32::MAX`: the function was
+    /// deleted): their idle and checked sandboxes are destroyed, busy ones when their call ends,
+    /// and calls still waiting for them give up with [`PoolError::Retired`]. No sandbox is
+    /// started for a retired version from now on.
+    pub fn retire(&self, id: Uuid, below: u32) {
+        {
+            let mut marks = self.inner.retired_below.lock();
+            let mark = marks.entry(id).or_insert(0);
+            *mark = (*mark).max(below);
+        }
         let retired: Vec<Arc<FunctionPool>> = {
             let mut map = self.inner.functions.lock();
-            let keys: Vec<_> = map.keys().filter(|(fid, _)| *fid == id).copied().collect();
+            let keys: Vec<_> = map.keys().filter(|(fid, v)| *fid == id && *v < below).copied().collect();
             keys.into_iter().filter_map(|k| map.remove(&k)).collect()
         };
         for pool in retired {
             pool.retired.store(true, Ordering::Release);
+            pool.permits.close();
             for sb in pool.idle.lock().drain(..) {
                 pool.live.fetch_sub(1, Ordering::Relaxed);
                 self.discard(sb);
             }
+            // Waiters for a busy sandbox look again (and see the pool retired).
+            pool.released.notify_waiters();
+        }
+        let checked: Vec<Sandbox> = {
+            let mut checked = self.inner.checked.lock();
+            let keys: Vec<_> = checked.keys().filter(|(fid, v)| *fid == id && *v < below).copied().collect();
+            keys.into_iter().filter_map(|k| checked.remove(&k)).collect()
+        };
+        for sb in checked {
+            self.discard(sb);
         }
     }
 
-    /// Compiles code in a generic sandbox without running it. The sandbox stays generic and
-    /// goes back to its pool. `Ok(None)` means the code compiles.
-    pub async fn check(&self, language: Language, code: &str) -> Result<Option<ErrorInfo>, SandboxError> {
-        let key = SandboxKey { language, runtime: Runtime::Docker, memory_mb: self.inner.config.check_memory_mb };
+    /// Compiles a function version's code without running it, in a sandbox of its own
+    /// language, runtime and memory size. That sandbox has held the code from then on, so it
+    /// never goes back to the generic pool: when the code compiles it is kept for this
+    /// version's first cold start, else destroyed. `Ok(None)` means the code compiles.
+    pub async fn check(&self, f: &Function) -> Result<Option<ErrorInfo>, SandboxError> {
+        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
         let mut sb = match self.take_generic(key) {
             Some(sb) => sb,
-            None => self.launch(key, None).await?,
+            None => self.launch(key, Some(f)).await?,
         };
-        let result = sb.check(code, self.inner.config.check_timeout).await;
-        if result.is_ok() {
-            self.inner.generic.lock().entry(key).or_default().push(sb);
+        self.refill(key);
+        let result = sb.check(&f.code, self.inner.config.check_timeout).await;
+        let retired = self.inner.retired_below.lock().get(&f.id).is_some_and(|below| f.version < *below);
+        if matches!(result, Ok(None)) && !retired {
+            sb.last_used = Instant::now();
+            if let Some(old) = self.inner.checked.lock().insert((f.id, f.version), sb) {
+                self.discard(old);
+            }
         } else {
             self.discard(sb);
         }
         result
+    }
+
+    /// Destroys the sandbox kept from checking a version that was then not stored.
+    pub fn forget_checked(&self, f: &Function) {
+        let sb = self.inner.checked.lock().remove(&(f.id, f.version));
+        if let Some(sb) = sb {
+            self.discard(sb);
+        }
     }
 
     /// Removes idle sandboxes past their keep-alive and tops up generic pools. Run periodically.
@@ -643,15 +802,33 @@ impl Pools {
             let mut map = self.inner.functions.lock();
             map.retain(|_, pool| {
                 let mut idle = pool.idle.lock();
-                let (old, fresh): (Vec<_>, Vec<_>) = idle.drain(..).partition(|s| s.last_used.elapsed() > keep_alive);
+                let (old, fresh): (Vec<_>, Vec<_>) = idle.drain(..).partition(|s| {
+                    if s.last_used.elapsed() > keep_alive {
+                        return true;
+                    }
+                    // Work left running in an idle sandbox costs its neighbours CPU now, not at
+                    // the next call: found here within one maintenance period.
+                    match s.busy_while_idle() {
+                        Some(why) => {
+                            tracing::info!(function = %pool.name, sandbox = %s.id, %why, "sandbox discarded: busy while idle");
+                            true
+                        }
+                        None => false,
+                    }
+                });
                 *idle = fresh;
                 pool.live.fetch_sub(old.len(), Ordering::Relaxed);
                 expired.extend(old);
                 let in_use = pool.live.load(Ordering::Relaxed) > 0
                     || pool.waiting.load(Ordering::Relaxed) > 0
-                    || pool.permits.available_permits() < pool.concurrency;
+                    || pool.permits.available_permits() < pool.concurrency.load(Ordering::Relaxed);
                 in_use
             });
+        }
+        {
+            let mut checked = self.inner.checked.lock();
+            let old: Vec<_> = checked.iter().filter(|(_, sb)| sb.last_used.elapsed() > keep_alive).map(|(k, _)| *k).collect();
+            expired.extend(old.into_iter().filter_map(|k| checked.remove(&k)));
         }
         for sb in expired {
             self.discard(sb);
@@ -709,6 +886,7 @@ impl Pools {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.inner.functions.lock().clear();
+        self.inner.checked.lock().clear();
         self.inner.generic.lock().clear();
         self.inner.backend.remove_all().await
     }
@@ -738,6 +916,7 @@ impl Pools {
         PoolStats {
             functions,
             generic,
+            checked: self.inner.checked.lock().len(),
             sandboxes_started: self.inner.sandboxes_started.load(Ordering::Relaxed),
             cold_starts: self.inner.cold_starts.load(Ordering::Relaxed),
             prewarmed_cold_starts: self.inner.prewarmed_cold_starts.load(Ordering::Relaxed),
@@ -758,4 +937,53 @@ fn available_memory_share() -> Option<f64> {
     };
     let (total, available) = (field("MemTotal:")?, field("MemAvailable:")?);
     (total > 0.0).then(|| available / total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(concurrency: u32) -> FunctionPool {
+        let spec = serde_json::json!({"name": "f", "language": "python", "code": "x", "concurrency": concurrency});
+        let spec: fnbox_core::FunctionSpec = serde_json::from_value(spec).expect("spec");
+        FunctionPool::new(&Function::from_spec(spec, &fnbox_core::Limits::default(), chrono::Utc::now()), false)
+    }
+
+    fn take(p: &FunctionPool, n: usize) -> Vec<OwnedSemaphorePermit> {
+        (0..n).map(|_| p.permits.clone().try_acquire_owned().expect("a free permit")).collect()
+    }
+
+    #[test]
+    fn lowering_concurrency_takes_permits_out_as_running_calls_end() {
+        let p = pool(4);
+        let running = take(&p, 3);
+        p.resize(1);
+        assert_eq!(p.permits.available_permits(), 0, "the one free permit goes at once");
+        let mut running = running.into_iter();
+        for permit in running.by_ref().take(2) {
+            p.give_back(permit);
+            assert_eq!(p.permits.available_permits(), 0, "still paying off the lowered concurrency");
+        }
+        for permit in running {
+            p.give_back(permit);
+        }
+        assert_eq!(p.permits.available_permits(), 1);
+    }
+
+    #[test]
+    fn raising_concurrency_cancels_debt_before_adding_permits() {
+        let p = pool(4);
+        let running = take(&p, 4);
+        p.resize(1);
+        assert_eq!(p.permit_debt.load(Ordering::Relaxed), 3);
+        p.resize(3);
+        assert_eq!(p.permit_debt.load(Ordering::Relaxed), 1);
+        assert_eq!(p.permits.available_permits(), 0);
+        for permit in running {
+            p.give_back(permit);
+        }
+        assert_eq!(p.permits.available_permits(), 3, "four calls ended, concurrency is 3");
+        p.resize(5);
+        assert_eq!(p.permits.available_permits(), 5);
+    }
 }

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::backend::{LineReceiver, MemoryProbe, ProcessProbe, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
+use crate::backend::{CpuProbe, LineReceiver, MemoryProbe, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec, TaskProbe};
 use crate::protocol::{self, InvokeContext, InvokeResult, Reply, Request};
 
 /// A running sandbox whose bootstrap answers on its protocol channel. It is either
@@ -22,8 +22,11 @@ pub struct Sandbox {
     lines: LineReceiver,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     memory: Option<MemoryProbe>,
-    /// Host-side process count and its value once the bootstrap was up (runc only).
-    processes: Option<(ProcessProbe, usize)>,
+    /// Host-side task (thread) count and its value once the bootstrap was up (runc only).
+    tasks: Option<(TaskProbe, usize)>,
+    cpu: Option<CpuProbe>,
+    /// When the sandbox last went idle and the CPU time (ns) it had used by then.
+    idle_since: Option<(Instant, u64)>,
     pub runtime_version: String,
     pub started_at: Instant,
     pub last_used: Instant,
@@ -31,6 +34,15 @@ pub struct Sandbox {
     loaded: bool,
     /// Logs the module printed while loading; handed to the first invocation's record.
     pending_logs: String,
+}
+
+/// Why a function's code did not load. `timed_out` is the host's own finding (no answer in
+/// time), never something the bootstrap said.
+#[derive(Debug)]
+pub struct LoadFailure {
+    pub error: ErrorInfo,
+    pub logs: String,
+    pub timed_out: bool,
 }
 
 /// How one invocation ended, from the sandbox's point of view.
@@ -41,8 +53,25 @@ pub enum InvokeOutcome {
     Completed { result: InvokeResult, memory_bytes: Option<u64>, leftover: Vec<String> },
     /// No answer before the deadline: the sandbox must be destroyed.
     TimedOut { memory_bytes: Option<u64> },
+    /// The sandbox wrote something that is not the answer to this call (a message nobody asked
+    /// for, another call's id): the function is writing on its bootstrap's channel. The sandbox
+    /// is still running; it must be destroyed, and nothing it said is believed.
+    Violated { reason: String, memory_bytes: Option<u64> },
     /// The channel closed or broke mid-invocation (crash, exit, OOM kill, garbage on the wire).
     Died { reason: String, stderr: String, memory_bytes: Option<u64>, memory_limit_hit: bool },
+}
+
+/// An idle sandbox that used more CPU than this, and more than 1/[`IDLE_CPU_SHARE`] of the time
+/// it sat idle, is running something. Idle bootstraps measured here: runc 0, gVisor about
+/// 0.2 ms a second (its sandbox kernel); the floor leaves room for a garbage collector or a
+/// JIT finishing just after a call.
+const IDLE_CPU_FLOOR_NS: u64 = 20_000_000;
+const IDLE_CPU_SHARE: u64 = 10;
+
+/// Memory use (bytes) from which a failure counts as hitting the sandbox's limit: 90 %, since
+/// cgroup figures are page-rounded and a sample taken before the kill lags a little.
+pub fn near_memory_limit(memory_mb: u32) -> u64 {
+    u64::from(memory_mb) * 1024 * 1024 * 9 / 10
 }
 
 /// How often a running invocation's peak memory is sampled (see `recv_sampling_memory`).
@@ -83,7 +112,9 @@ impl Sandbox {
         let now = Instant::now();
         let mut sandbox = Sandbox {
             memory: backend.memory_probe(&id),
-            processes: None,
+            cpu: backend.cpu_probe(&id),
+            idle_since: None,
+            tasks: None,
             id,
             key: spec.key,
             input: channel.input,
@@ -99,9 +130,8 @@ impl Sandbox {
         match sandbox.recv(ready_timeout).await {
             Ok(Reply::Ready { runtime_version, .. }) => {
                 sandbox.runtime_version = runtime_version;
-                sandbox.processes = backend
-                    .process_probe(&sandbox.id, &sandbox.key)
-                    .and_then(|p| p.processes().map(|n| (p, n)));
+                sandbox.tasks =
+                    backend.task_probe(&sandbox.id, &sandbox.key).and_then(|p| p.tasks().map(|n| (p, n)));
                 Ok(sandbox)
             }
             Ok(other) => Err(SandboxError::Start(format!("expected `ready`, got {other:?}"))),
@@ -172,7 +202,8 @@ impl Sandbox {
     }
 
     /// Loads a function's code: the sandbox is specialised from now on. `Ok(Err(..))` is
-    /// the function's own failure (syntax error, exception at import, missing handler).
+    /// the function's own failure (syntax error, exception at import, missing handler, or
+    /// taking longer than `timeout`, the function's own timeout).
     pub async fn load(
         &mut self,
         code: &str,
@@ -180,7 +211,7 @@ impl Sandbox {
         max_output_bytes: usize,
         max_log_bytes: usize,
         timeout: Duration,
-    ) -> Result<Result<(), (ErrorInfo, String)>, SandboxError> {
+    ) -> Result<Result<(), LoadFailure>, SandboxError> {
         self.loaded = true;
         let req = Request::Load { code, handler: "handler", env, max_output_bytes, max_log_bytes };
         self.send(&req).await.map_err(SandboxError::Protocol)?;
@@ -189,16 +220,21 @@ impl Sandbox {
                 self.pending_logs = logs;
                 Ok(Ok(()))
             }
-            Ok(Reply::LoadFailed { error, logs }) => Ok(Err((error, logs))),
+            Ok(Reply::LoadFailed { error, logs }) => Ok(Err(LoadFailure { error, logs, timed_out: false })),
             Ok(other) => Err(SandboxError::Protocol(format!("expected `loaded`, got {other:?}"))),
-            Err(RecvError::Timeout) => Ok(Err((
-                ErrorInfo::new("Timeout", format!("loading the code took longer than {} ms", timeout.as_millis())),
-                String::new(),
-            ))),
-            Err(RecvError::Closed(why)) => Ok(Err((
-                ErrorInfo::new("SandboxExited", format!("the sandbox died while loading the code: {why}")),
-                self.stderr_excerpt(),
-            ))),
+            Err(RecvError::Timeout) => Ok(Err(LoadFailure {
+                error: ErrorInfo::new(
+                    "Timeout",
+                    format!("loading the code took longer than the function's timeout of {} ms", timeout.as_millis()),
+                ),
+                logs: String::new(),
+                timed_out: true,
+            })),
+            Err(RecvError::Closed(why)) => Ok(Err(LoadFailure {
+                error: ErrorInfo::new("SandboxExited", format!("the sandbox died while loading the code: {why}")),
+                logs: self.stderr_excerpt(),
+                timed_out: false,
+            })),
         }
     }
 
@@ -211,9 +247,11 @@ impl Sandbox {
         timeout: Duration,
     ) -> InvokeOutcome {
         self.invocations += 1;
+        self.idle_since = None;
         if let Some(p) = &self.memory {
             p.reset_peak();
         }
+        let t0 = Instant::now();
         let sent = self.send(&Request::Invoke { id, event, context }).await;
         let (reply, sampled) = match sent {
             Ok(()) => self.recv_sampling_memory(timeout).await,
@@ -222,23 +260,29 @@ impl Sandbox {
         // A sandbox killed for memory may have lost its cgroup before this read: then the
         // last sample taken during the call is the best figure there is.
         let memory_bytes = self.memory.as_ref().and_then(MemoryProbe::peak).max(sampled);
-        let near_limit = memory_bytes.is_some_and(|m| m >= u64::from(self.key.memory_mb) * 1024 * 1024 * 9 / 10);
+        let near_limit = memory_bytes.is_some_and(|m| m >= near_memory_limit(self.key.memory_mb));
         self.last_used = Instant::now();
         match reply {
             Ok(Reply::Result(mut result)) if result.id == id => {
                 if !self.pending_logs.is_empty() {
                     result.logs = std::mem::take(&mut self.pending_logs) + &result.logs;
                 }
+                // The bootstrap shares its process with the function, which can write a result
+                // of its own: its timing is believed only within what the host measured.
+                let host_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                result.exec_ms = result.exec_ms.map(|ms| if ms.is_finite() { ms.clamp(0.0, host_ms) } else { host_ms });
                 let mut leftover = result.leftover.take().unwrap_or_default();
-                leftover.extend(self.extra_processes());
+                leftover.extend(self.extra_tasks());
                 InvokeOutcome::Completed { result, memory_bytes, leftover }
             }
-            Ok(other) => InvokeOutcome::Died {
-                reason: format!("unexpected message from the sandbox: {other:?}"),
-                stderr: self.stderr_excerpt(),
-                memory_bytes,
-                memory_limit_hit: false,
-            },
+            Ok(other) => {
+                let mut shown = format!("{other:?}");
+                if let Some((cut, _)) = shown.char_indices().nth(200) {
+                    shown.truncate(cut);
+                    shown.push('…');
+                }
+                InvokeOutcome::Violated { reason: format!("unexpected message on the sandbox's channel: {shown}"), memory_bytes }
+            }
             Err(RecvError::Timeout) => InvokeOutcome::TimedOut { memory_bytes },
             Err(RecvError::Closed(reason)) => {
                 // Give the reader a moment to collect the last stderr bytes of a dying process.
@@ -257,11 +301,29 @@ impl Sandbox {
 impl Sandbox {
     /// What the host sees running beyond the bootstrap itself, whatever the bootstrap said
     /// (the function shares its interpreter and could silence its report).
-    fn extra_processes(&self) -> Option<String> {
-        let (probe, baseline) = self.processes.as_ref()?;
-        let now = probe.processes()?;
+    fn extra_tasks(&self) -> Option<String> {
+        let (probe, baseline) = self.tasks.as_ref()?;
+        let now = probe.tasks()?;
         (now > *baseline).then(|| {
-            format!("{} process(es) besides the bootstrap, counted in the sandbox's cgroup", now - baseline)
+            format!("{} thread(s) besides the bootstrap's, counted in the sandbox's cgroup", now - baseline)
+        })
+    }
+
+    /// Starts the idle clock: from now on the sandbox should use (almost) no CPU.
+    pub fn mark_idle(&mut self) {
+        let used = self.cpu.as_ref().and_then(CpuProbe::used_ns);
+        self.idle_since = used.map(|ns| (Instant::now(), ns));
+    }
+
+    /// Some(why) when the sandbox used more CPU while idle than an idle bootstrap does: the
+    /// function left work running (a thread, a timer) that its bootstrap did not report. Read
+    /// from the host's cgroup, so it holds on gVisor too.
+    pub fn busy_while_idle(&self) -> Option<String> {
+        let (since, used_then) = self.idle_since?;
+        let used = self.cpu.as_ref()?.used_ns()?.saturating_sub(used_then);
+        let idle_ns = since.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        (used > IDLE_CPU_FLOOR_NS && used > idle_ns / IDLE_CPU_SHARE).then(|| {
+            format!("used {} ms of CPU in {} ms idle", used / 1_000_000, idle_ns / 1_000_000)
         })
     }
 

@@ -1,8 +1,8 @@
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use fnbox_core::{Execution, FunctionInfo, FunctionPatch, FunctionSpec, Role};
+use fnbox_core::{Execution, Function, FunctionInfo, FunctionPatch, FunctionSpec, Role};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -33,42 +33,62 @@ pub async fn list(State(state): State<AppState>, caller: Option<Extension<Caller
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields (each named), or a syntax error with its line", body = ErrorBody),
         (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
-pub async fn create(
-    State(state): State<AppState>,
-    Json(spec): Json<FunctionSpec>,
-) -> Result<(StatusCode, axum::Json<FunctionInfo>), ApiError> {
+pub async fn create(State(state): State<AppState>, Json(spec): Json<FunctionSpec>) -> Result<Response, ApiError> {
     let f = state.engine.create_function(spec).await?;
-    Ok((StatusCode::CREATED, axum::Json(FunctionInfo::of(&f, true))))
+    Ok(with_etag(StatusCode::CREATED, &f, true))
+}
+
+/// A function as the answer (see [`FunctionInfo`]: no env values; code if `with_code`), with
+/// its `ETag` (for a later `If-Match`).
+fn with_etag(status: StatusCode, f: &Function, with_code: bool) -> Response {
+    let etag = HeaderValue::from_str(&f.etag()).ok();
+    let mut resp = (status, axum::Json(FunctionInfo::of(f, with_code))).into_response();
+    if let Some(etag) = etag {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    resp
 }
 
 #[utoipa::path(get, operation_id = "getFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
-    responses((status = 200, description = "OK; env values are never returned, code only to admin keys", body = FunctionInfo),
+    responses((status = 200, description = "OK, with the function's `ETag` (send it back as `If-Match` to update safely). Env values are never returned, code only to admin keys", body = FunctionInfo,
+            headers(("etag" = String, description = "Changes with every change to the function"))),
         (status = 404, description = "No such function", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     Path(name): Path<String>,
-) -> Result<axum::Json<FunctionInfo>, ApiError> {
+) -> Result<Response, ApiError> {
     let f = state.engine.get_function(&name)?;
-    Ok(axum::Json(FunctionInfo::of(&f, reads_code(&caller))))
+    Ok(with_etag(StatusCode::OK, &f, reads_code(&caller)))
 }
 
-#[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
+#[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path),
+        ("if-match" = Option<String>, Header, description = "Update only if the function's ETag is still this one (else 412)")),
     request_body = FunctionPatch,
-    responses((status = 200, description = "Updated; a change to code or settings makes a new version (env values are not returned)", body = FunctionInfo),
+    responses((status = 200, description = "Updated; a change to code or settings makes a new version. Versions only grow, and concurrent updates apply one after the other (env values are not returned)", body = FunctionInfo,
+            headers(("etag" = String, description = "The function's new ETag"))),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 412, description = "`If-Match` names an older state of the function (`etag_mismatch`)", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
         (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     Json(patch): Json<FunctionPatch>,
-) -> Result<axum::Json<FunctionInfo>, ApiError> {
-    let f = state.engine.update_function(&name, patch).await?;
-    Ok(axum::Json(FunctionInfo::of(&f, true)))
+) -> Result<Response, ApiError> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", "If-Match is not a valid entity tag list")
+        })?),
+    };
+    let f = state.engine.update_function(&name, patch, if_match).await?;
+    Ok(with_etag(StatusCode::OK, &f, true))
 }
 
 #[utoipa::path(delete, operation_id = "deleteFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
