@@ -225,7 +225,9 @@ pub struct FunctionPatch {
 impl Function {
     /// A strong HTTP entity tag for this state of the function: its version and a hash of
     /// everything a client can change, so it moves with every change (a description edit
-    /// too) and is the same after a restart.
+    /// too) and is the same after a restart. Env values are not hashed (only names): the tag
+    /// is returned to every key, and a hash of a secret is an oracle for guessing it. A change
+    /// of value still moves the tag, because it makes a new version.
     pub fn etag(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -239,7 +241,7 @@ impl Function {
             self.timeout_ms,
             self.memory_mb,
             self.concurrency,
-            &self.env,
+            self.env.keys().collect::<Vec<_>>(),
             &self.sample_input,
         ))
         .unwrap_or_default();
@@ -368,6 +370,19 @@ mod tests {
         assert!(shown.contains(r#""env_names":["KEEP","NEW"]"#), "{shown}");
         assert!(shown.contains(r#""code""#));
         assert!(!serde_json::to_string(&FunctionInfo::of(&f, false)).expect("json").contains(r#""code""#));
+    }
+
+    #[test]
+    fn etag_moves_with_an_env_value_but_does_not_hash_it() {
+        let mut f = Function::from_spec(spec(), &crate::Limits::default(), Utc::now());
+        f.env.insert("K".into(), "one".into());
+        let before = f.etag();
+        let mut same_but_value = f.clone();
+        same_but_value.env.insert("K".into(), "two".into());
+        assert_eq!(same_but_value.etag(), before, "the value is not in the hash");
+        let patch = FunctionPatch { env: Some(BTreeMap::from([("K".into(), Some("two".into()))])), ..Default::default() };
+        assert!(f.apply(patch, Utc::now()));
+        assert_ne!(f.etag(), before, "a new value is a new version, so a new tag");
     }
 
     #[test]

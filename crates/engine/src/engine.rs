@@ -265,7 +265,9 @@ impl Engine {
         let mut acquired = None;
         for _ in 0..MAX_RETIRED_RETRIES {
             match self.inner.pools.acquire(&f).await {
-                Err(PoolError::Retired(_)) => f = self.get_function(&f.name)?,
+                // A comparison's copy is not in the function list: its name is the compared
+                // function's, which must not be run in its place.
+                Err(PoolError::Retired(_)) if trigger != Trigger::Compare => f = self.get_function(&f.name)?,
                 other => {
                     acquired = Some(other);
                     break;
