@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 const SLOW: &str = "import time\n\ndef handler(event, context):\n    time.sleep(0.3)\n    if event.get('fail'):\n        raise ValueError('asked to fail')\n    return 1\n";
 const ITERATIONS: u64 = 8;
 
-/// Containers of this server that were loaded with some function's code (pre-started generic
-/// sandboxes carry no `fnbox.function` label).
+/// Containers of this server that hold some function's code (pre-started generic sandboxes
+/// carry no `fnbox.function` label).
 fn function_sandboxes(s: &TestServer) -> Vec<String> {
     let out = Command::new("docker")
         .args(["ps", "-aq", "--filter"])
@@ -73,6 +73,8 @@ async fn a_dropped_comparison_finishes_cleans_up_and_stays_out_of_default_views(
     let s = TestServer::start(&[]).await;
     s.require_runtimes().await;
     s.create("slow", "python", "docker", SLOW, json!({})).await;
+    // The function's own sandboxes (the one its code was checked in waits for its first call).
+    let own = function_sandboxes(&s);
 
     let default_stream = Arc::new(Mutex::new(Vec::new()));
     let compare_stream = Arc::new(Mutex::new(Vec::new()));
@@ -113,7 +115,10 @@ async fn a_dropped_comparison_finishes_cleans_up_and_stays_out_of_default_views(
     assert_eq!(names(&fns), ["slow"], "no temporary function remains");
     let (_, pools) = s.get("/api/v1/pools").await;
     assert_eq!(pools["functions"], json!([]), "no pool remains for the copies: {pools}");
-    wait_for("the copies' sandboxes removed", &s, 30, async || function_sandboxes(&s).is_empty().then_some(())).await;
+    wait_for("the copies' sandboxes removed", &s, 30, async || {
+        function_sandboxes(&s).iter().all(|c| own.contains(c)).then_some(())
+    })
+    .await;
 
     // The function's own call, after it.
     let r = s.invoke("slow", &json!({})).await;
