@@ -123,6 +123,21 @@ exports.handler = async () => {
 };
 "#;
 
+/// Creates and cold-starts a scanner function, as a new function of another user would be,
+/// on the same language, runtime and memory size; returns what it found.
+async fn scan(s: &TestServer, name: &str, language: &str, runtime: &str) -> Vec<String> {
+    let code = if language == "python" { PY_SCANNER } else { JS_SCANNER };
+    s.create(name, language, runtime, code, json!({"timeout_ms": 60000})).await;
+    let r = s.invoke(name, &json!({})).await;
+    assert_eq!(r["status"], "success", "{r}");
+    assert_eq!(r["cold_start"], true, "{r}");
+    let found: Vec<String> =
+        r["output"]["found"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+    let control = r["output"]["control"].as_str().unwrap_or_default();
+    assert!(found.iter().any(|f| f == control), "{name}: the scan did not see its own memory: {r}");
+    found
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_sandbox_that_held_one_function_serves_another() {
     let s = server().await;
@@ -130,30 +145,24 @@ async fn no_sandbox_that_held_one_function_serves_another() {
         for language in LANGUAGES {
             let (code_secret, input_secret) = (secret(), secret());
             let holder = format!("holder-{language}-{runtime}");
+            // Its code is checked at create time...
             s.create(&holder, language, runtime, &holder_code(language, &code_secret), json!({})).await;
-            let r = s.invoke(&holder, &json!({"secret": input_secret})).await;
-            assert_eq!(r["status"], "success", "{r}");
-            // The scanner is checked at create time and cold-started, as a new function of
-            // another user would be, on the same language, runtime and memory size.
-            let scanner = format!("scanner-{language}-{runtime}");
-            let code = if language == "python" { PY_SCANNER } else { JS_SCANNER };
-            s.create(&scanner, language, runtime, code, json!({"timeout_ms": 60000})).await;
-            let r = s.invoke(&scanner, &json!({})).await;
-            assert_eq!(r["status"], "success", "{r}");
-            assert_eq!(r["cold_start"], true, "{r}");
-            let found: Vec<String> =
-                r["output"]["found"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-            let control = r["output"]["control"].as_str().unwrap_or_default();
-            assert!(found.iter().any(|f| f == control), "{language}/{runtime}: the scan did not see its own memory: {r}");
+            let found = scan(&s, &format!("scan1-{language}-{runtime}"), language, runtime).await;
             assert!(
                 !found.contains(&code_secret),
-                "{language}/{runtime}: another function's code was readable from a fresh sandbox: {found:?}"
+                "{language}/{runtime}: another function's checked code was readable from a fresh sandbox: {found:?}"
             );
-            assert!(
-                !found.contains(&input_secret),
-                "{language}/{runtime}: another function's input was readable from a fresh sandbox: {found:?}"
-            );
-            println!("[isolation] {language}/{runtime}: scanner saw {} LEAK strings, none of the other function's", found.len());
+            // ...then it runs with a secret input, which it also leaves in /tmp and its environment.
+            let r = s.invoke(&holder, &json!({"secret": input_secret})).await;
+            assert_eq!(r["status"], "success", "{r}");
+            let found = scan(&s, &format!("scan2-{language}-{runtime}"), language, runtime).await;
+            for (what, secret) in [("code", &code_secret), ("input", &input_secret)] {
+                assert!(
+                    !found.contains(secret),
+                    "{language}/{runtime}: another function's {what} was readable from a fresh sandbox: {found:?}"
+                );
+            }
+            println!("[isolation] {language}/{runtime}: the scanners saw none of the other function's secrets");
         }
     }
 }

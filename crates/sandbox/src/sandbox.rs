@@ -63,10 +63,11 @@ pub enum InvokeOutcome {
 
 /// An idle sandbox that used more CPU than this, and more than 1/[`IDLE_CPU_SHARE`] of the time
 /// it sat idle, is running something. Idle bootstraps measured here: runc 0, gVisor about
-/// 0.2 ms a second (its sandbox kernel); the floor leaves room for a garbage collector or a
-/// JIT finishing just after a call.
-const IDLE_CPU_FLOOR_NS: u64 = 20_000_000;
-const IDLE_CPU_SHARE: u64 = 10;
+/// 0.2 ms a second (its sandbox kernel), while work left spinning uses a whole CPU. The floor
+/// leaves room for what finishes just after a call (a garbage collector, a JIT, gVisor giving
+/// back the memory of a 100 MB result).
+const IDLE_CPU_FLOOR_NS: u64 = 50_000_000;
+const IDLE_CPU_SHARE: u64 = 4;
 
 /// Memory use (bytes) from which a failure counts as hitting the sandbox's limit: 90 %, since
 /// cgroup figures are page-rounded and a sample taken before the kill lags a little.
