@@ -172,6 +172,40 @@ async fn browser_end_to_end() {
     wait_js(&c, "document.querySelectorAll('#c-past [data-cmp]').length === 1", "comparison listed").await;
     shot(&c, "06-compare").await;
 
+    // Environment variables: set one; it comes back as a name only, the edit form never holds
+    // its value, and saving other changes keeps it (the value is not resent).
+    let secret = "ui-secret-4f1c9a";
+    c.goto(&format!("{base}/#/edit/fib-ui")).await.expect("open edit");
+    wait_js(&c, "document.querySelector('#env-add') && document.querySelector('#code').textContent.includes('fibonacci')", "edit form").await;
+    c.find(Locator::Css("#env-add")).await.expect("add").click().await.expect("click add");
+    set_value(&c, "#env-name-0", "API_TOKEN").await;
+    set_value(&c, "#env-value-0", secret).await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click save");
+    wait_js(&c, "location.hash === '#/execute/fib-ui'", "saved").await;
+    let (_, f) = server.get("/api/v1/functions/fib-ui").await;
+    assert_eq!(f["env_names"], json!(["API_TOKEN"]), "{f}");
+    let version = f["version"].clone();
+    c.goto(&format!("{base}/#/edit/fib-ui")).await.expect("open edit");
+    wait_js(&c, "document.querySelector('#env-rows .env-row[data-saved=\"1\"]')", "the saved variable").await;
+    let shown = c
+        .execute("return [document.querySelector('#env-name-0').value, document.querySelector('#env-value-0').value, document.documentElement.outerHTML.includes(arguments[0])];", vec![json!(secret)])
+        .await
+        .expect("env row");
+    assert_eq!(shown, json!(["API_TOKEN", "", false]), "name shown, value not in the page");
+    shot(&c, "06b-env-masked").await;
+    set_value(&c, "#description", "with a secret").await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click save");
+    wait_js(&c, "location.hash === '#/execute/fib-ui'", "saved").await;
+    let (_, f) = server.get("/api/v1/functions/fib-ui").await;
+    assert_eq!((f["env_names"].clone(), f["version"].clone(), f["description"].clone()), (json!(["API_TOKEN"]), version, json!("with a secret")), "kept, not overwritten: {f}");
+    c.goto(&format!("{base}/#/edit/fib-ui")).await.expect("open edit");
+    wait_js(&c, "document.querySelector('#env-rows .env-remove')", "the saved variable").await;
+    c.find(Locator::Css("#env-rows .env-remove")).await.expect("remove").click().await.expect("click remove");
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click save");
+    wait_js(&c, "location.hash === '#/execute/fib-ui'", "saved").await;
+    let (_, f) = server.get("/api/v1/functions/fib-ui").await;
+    assert_eq!(f["env_names"], json!([]), "removed: {f}");
+
     // Field errors next to their fields: a syntax error (with its line) and a bad timeout.
     c.goto(&format!("{base}/#/create")).await.expect("open create");
     wait_js(&c, "document.querySelector('#code')", "editor").await;

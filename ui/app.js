@@ -254,6 +254,11 @@ pages.create = async (main, editName) => {
       <div class="field"><label for="concurrency">Concurrency (${LIMITS.concurrency.join("–")})</label><input id="concurrency" type="number" min="1" max="64" value="4" aria-describedby="err-concurrency"><div class="field-error" id="err-concurrency"></div></div>
     </div>
     <div class="field"><label for="description">Description</label><input id="description" aria-describedby="err-description"><div class="field-error" id="err-description"></div></div>
+    <fieldset class="field" id="env-field" aria-describedby="err-env"><legend>Environment variables</legend>
+      <p class="muted" style="margin:0 0 6px">Values are secret: they are never shown again after saving. Leave a saved value blank to keep it.</p>
+      <div id="env-rows"></div>
+      <button type="button" id="env-add">Add variable</button>
+      <div class="field-error" id="err-env"></div></fieldset>
     <div class="field"><label id="code-label">Code</label>
       <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="err-code"></div></div>
       <div class="field-error" id="err-code"></div></div>
@@ -268,7 +273,36 @@ pages.create = async (main, editName) => {
     javascript: "exports.handler = async (event, context) => {\n  return { hello: event.name ?? \"world\" };\n};\n",
   };
   const set = (id, v) => { $("#" + id).value = v ?? ""; };
+  // Environment: saved variables show their name only (values are write-only on the server);
+  // typing a value replaces it, Remove deletes it, an untouched row keeps it. Only changes are sent.
+  const removedEnv = new Set();
+  let envRowId = 0;
+  const addEnvRow = (name = "", saved = false) => {
+    const i = envRowId++;
+    const row = document.createElement("div");
+    row.className = "row env-row";
+    row.dataset.saved = saved ? "1" : "";
+    row.innerHTML = `<input class="env-name mono" aria-label="Variable name" placeholder="NAME" spellcheck="false" value="${esc(name)}" ${saved ? "readonly" : ""} id="env-name-${i}">
+      <input class="env-value mono" aria-label="Value of ${esc(name || "the new variable")}" type="password" autocomplete="new-password" spellcheck="false" placeholder="${saved ? "•••••• (saved; type to replace)" : "value"}" id="env-value-${i}">
+      <button type="button" class="env-remove">Remove</button>`;
+    row.querySelector(".env-remove").addEventListener("click", () => { if (saved) removedEnv.add(name); row.remove(); });
+    $("#env-rows").appendChild(row);
+    return row;
+  };
+  $("#env-add").addEventListener("click", () => addEnvRow().querySelector(".env-name").focus());
+  const envBody = () => {
+    const env = {};
+    for (const row of document.querySelectorAll("#env-rows .env-row")) {
+      const name = row.querySelector(".env-name").value.trim(), value = row.querySelector(".env-value").value;
+      if (!name) continue;
+      if (row.dataset.saved && value === "") continue; // kept as saved
+      env[name] = value;
+    }
+    if (editing) for (const name of removedEnv) if (!(name in env)) env[name] = null;
+    return Object.keys(env).length ? env : undefined;
+  };
   if (existing) {
+    for (const n of existing.env_names || []) addEnvRow(n, true);
     for (const k of ["name", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "description"]) set(k, existing[k]);
     set("sample_input", JSON.stringify(existing.sample_input ?? {}, null, 2));
     editor.setLanguage(existing.language);
@@ -301,7 +335,7 @@ pages.create = async (main, editName) => {
     const body = {
       language: $("#language").value, runtime: $("#runtime").value, code: editor.get(),
       timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"),
-      description: $("#description").value, sample_input: sample,
+      description: $("#description").value, sample_input: sample, env: envBody(),
     };
     if (!editing) body.name = $("#name").value.trim();
     $("#save").disabled = true;
@@ -430,12 +464,15 @@ pages.executions = async (main) => {
       <div class="field"><label for="f-function">Function</label><select id="f-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
       <div class="field"><label for="f-runtime">Runtime</label><select id="f-runtime"><option value="">All</option><option>docker</option><option>gvisor</option></select></div>
       <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option></select></div>
+      <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
     </div></div>
     <div class="panel table-wrap"><table><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
     <div class="panel" id="exec-detail" hidden></div>`;
-  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value });
-  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status);
-  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}</span></td><td>${badge(e.runtime)}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value });
+  // The stream is opened with trigger=all so that changing the filter needs no reconnect.
+  const triggerMatches = (t, want) => (want === "all" ? true : want ? t === want : t !== "compare");
+  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger);
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : ""}</span></td><td>${badge(e.runtime)}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
   const load = async () => {
     const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
     q.set("limit", "100");
@@ -456,7 +493,7 @@ pages.executions = async (main) => {
   main.querySelectorAll("select").forEach((s) => s.addEventListener("change", load));
   await load();
   const key = apiKey();
-  const es = new EventSource("/api/v1/executions/stream" + (key ? "?access_token=" + encodeURIComponent(key) : ""));
+  const es = new EventSource("/api/v1/executions/stream?trigger=all" + (key ? "&access_token=" + encodeURIComponent(key) : ""));
   es.addEventListener("execution", (m) => {
     const e = JSON.parse(m.data);
     if (!matches(e, filters())) return;

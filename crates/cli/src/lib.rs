@@ -64,7 +64,8 @@ pub enum FnCommand {
     Create(FnSettings),
     /// List functions.
     List,
-    /// Show a function, its code included.
+    /// Show a function: its settings, the names of its environment variables (their values are
+    /// write-only, never shown) and, with an admin key, its code.
     Get { name: String },
     /// Change a function; a change to code or settings makes a new version.
     Update(FnSettings),
@@ -93,9 +94,13 @@ pub struct FnSettings {
     pub memory_mb: Option<u32>,
     #[arg(long)]
     pub concurrency: Option<u32>,
-    /// Environment variable KEY=VALUE (repeatable).
+    /// Environment variable KEY=VALUE (repeatable). Values are secret: the server never shows
+    /// them again. On update, only the variables named here change; the others keep their values.
     #[arg(long = "env", short = 'e')]
     pub env: Vec<String>,
+    /// On update: remove this environment variable (repeatable).
+    #[arg(long = "unset-env", value_name = "KEY")]
+    pub unset_env: Vec<String>,
     #[arg(long)]
     pub description: Option<String>,
 }
@@ -253,11 +258,15 @@ async fn settings_body(client: &Client, s: &FnSettings, create: bool) -> Result<
     if let Some(v) = &s.description {
         body.insert("description".into(), json!(v));
     }
-    if !s.env.is_empty() {
-        let mut env = BTreeMap::new();
+    if create && !s.unset_env.is_empty() {
+        bail!("--unset-env is for `fn update`");
+    }
+    if !s.env.is_empty() || !s.unset_env.is_empty() {
+        // On update this is a merge patch: null removes, names not given keep their values.
+        let mut env: BTreeMap<String, Value> = s.unset_env.iter().map(|k| (k.clone(), Value::Null)).collect();
         for kv in &s.env {
             let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("--env expects KEY=VALUE, got `{kv}`"))?;
-            env.insert(k.to_string(), v.to_string());
+            env.insert(k.to_string(), json!(v));
         }
         body.insert("env".into(), json!(env));
     }
@@ -267,11 +276,22 @@ async fn settings_body(client: &Client, s: &FnSettings, create: bool) -> Result<
     Ok(Value::Object(body))
 }
 
+/// Environment variable names with their values masked (the server never returns values).
+fn env_cell(names: &Value) -> String {
+    let names: Vec<String> = names.as_array().into_iter().flatten().filter_map(Value::as_str).map(|n| format!("{n}=••••••")).collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join("\n")
+    }
+}
+
 fn print_function(f: &Value) {
     let mut t = table(&["field", "value"]);
     for k in ["name", "language", "runtime", "version", "timeout_ms", "memory_mb", "concurrency", "description", "created_at", "updated_at"] {
         t.add_row(vec![k.to_string(), cell(&f[k])]);
     }
+    t.add_row(vec!["env".to_string(), env_cell(&f["env_names"])]);
     println!("{t}");
     if let Some(code) = f["code"].as_str() {
         println!("{code}");
@@ -314,9 +334,12 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
             if opts.json {
                 print_json(&fs);
             } else {
-                let mut t = table(&["name", "language", "runtime", "version", "timeout ms", "memory MB", "updated"]);
+                let mut t = table(&["name", "language", "runtime", "version", "timeout ms", "memory MB", "env", "updated"]);
                 for f in fs.as_array().into_iter().flatten() {
-                    t.add_row(["name", "language", "runtime", "version", "timeout_ms", "memory_mb", "updated_at"].map(|k| cell(&f[k])));
+                    let mut row: Vec<String> = ["name", "language", "runtime", "version", "timeout_ms", "memory_mb"].map(|k| cell(&f[k])).into();
+                    row.push(f["env_names"].as_array().map_or(0, Vec::len).to_string());
+                    row.push(cell(&f["updated_at"]));
+                    t.add_row(row);
                 }
                 println!("{t}");
             }

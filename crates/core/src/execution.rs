@@ -53,6 +53,80 @@ impl FromStr for ExecutionStatus {
     }
 }
 
+/// What started an execution. Issue 14 adds `http`, `async` and `schedule`; the names are
+/// lowercase words so they can be stored, filtered on and shown as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// `POST /api/v1/functions/{name}/invoke` (and the CLI and UI, which use it).
+    #[default]
+    Api,
+    /// One of the runs of a runtime comparison (`POST /api/v1/functions/{name}/compare`).
+    Compare,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 2] = [Trigger::Api, Trigger::Compare];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Compare => "compare",
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Trigger {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Trigger::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown trigger `{s}` (expected api or compare)"))
+    }
+}
+
+/// Which triggers a list or an aggregate covers. The default leaves comparison runs out: a
+/// comparison makes up to 2,002 executions, which would drown the user's own calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TriggerFilter {
+    /// Every trigger but `compare`.
+    #[default]
+    NotCompare,
+    Only(Trigger),
+    All,
+}
+
+impl FromStr for TriggerFilter {
+    type Err = String;
+    /// `""` is the default, `all` is every trigger, a trigger's name is that trigger only.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" => Ok(TriggerFilter::NotCompare),
+            "all" => Ok(TriggerFilter::All),
+            other => other.parse().map(TriggerFilter::Only).map_err(|_| {
+                format!("unknown trigger `{other}` (expected api, compare or all)")
+            }),
+        }
+    }
+}
+
+impl TriggerFilter {
+    pub fn matches(self, t: Trigger) -> bool {
+        match self {
+            TriggerFilter::NotCompare => t != Trigger::Compare,
+            TriggerFilter::Only(only) => t == only,
+            TriggerFilter::All => true,
+        }
+    }
+}
+
 /// What went wrong, as the user should read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorInfo {
@@ -167,6 +241,9 @@ pub struct Execution {
     /// Peak memory of the sandbox during the invocation, read from its cgroup.
     pub memory_bytes: Option<u64>,
     pub cold_start: bool,
+    /// What started it (records made before triggers were recorded are `api`).
+    #[serde(default)]
+    pub trigger: Trigger,
 }
 
 impl Execution {
@@ -219,6 +296,7 @@ impl Execution {
             exec_ms: self.exec_ms,
             memory_bytes: self.memory_bytes,
             cold_start: self.cold_start,
+            trigger: self.trigger,
         }
     }
 }
@@ -232,6 +310,8 @@ pub struct ExecutionFilter {
     pub since: Option<DateTime<Utc>>,
     /// Only executions older than this id (ids are time-ordered UUIDv7), for paging.
     pub before: Option<Uuid>,
+    #[serde(default)]
+    pub trigger: TriggerFilter,
     pub limit: u32,
     /// Stop once the listed records' [`Execution::text_bytes`] pass this (at least two are
     /// listed when there are two, so a caller can tell a page cut by size from the last page).
@@ -290,6 +370,18 @@ mod tests {
         let back: RawJson = serde_json::from_str(&format!("[{text}]")).map(|v: Vec<RawJson>| v[0].clone()).expect("round trip");
         assert_eq!(back, v);
         assert!(RawJson::parse("{".to_owned()).is_err());
+    }
+
+    #[test]
+    fn trigger_filter_parses_and_leaves_comparisons_out_by_default() {
+        assert_eq!("".parse::<TriggerFilter>(), Ok(TriggerFilter::NotCompare));
+        assert_eq!("all".parse::<TriggerFilter>(), Ok(TriggerFilter::All));
+        assert_eq!("compare".parse::<TriggerFilter>(), Ok(TriggerFilter::Only(Trigger::Compare)));
+        assert!("cron".parse::<TriggerFilter>().is_err());
+        assert!(TriggerFilter::default().matches(Trigger::Api));
+        assert!(!TriggerFilter::default().matches(Trigger::Compare));
+        assert!(TriggerFilter::All.matches(Trigger::Compare));
+        assert!(!TriggerFilter::Only(Trigger::Compare).matches(Trigger::Api));
     }
 
     #[test]

@@ -89,8 +89,9 @@ impl FromStr for Runtime {
 }
 
 /// A stored function. `version` grows by one each time its code or settings change,
-/// and every execution records the version it ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// and every execution records the version it ran. Not an API type: responses are
+/// [`FunctionInfo`], which leaves the environment's values out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Function {
     pub id: Uuid,
     pub name: String,
@@ -102,12 +103,64 @@ pub struct Function {
     pub memory_mb: u32,
     /// Invocations of this function that may run at once; more wait in a queue.
     pub concurrency: u32,
+    /// Secret: never serialized, so nothing that serializes a function can leak the values.
+    #[serde(skip_serializing, default)]
     pub env: BTreeMap<String, String>,
     /// An example event, used by the UI to build an input form.
     pub sample_input: Option<serde_json::Value>,
     pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A function as the API returns it, to every key. Environment values are write-only: only
+/// their names come back. The code comes back only to callers that may change it (admin keys,
+/// or anyone when keys are off): an `invoke` key calls functions, it does not read them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Function)]
+pub struct FunctionInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub language: Language,
+    pub runtime: Runtime,
+    /// The handler's source; omitted for `invoke` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub timeout_ms: u32,
+    pub memory_mb: u32,
+    /// Invocations of this function that may run at once; more wait in a queue.
+    pub concurrency: u32,
+    /// Names of the function's environment variables, sorted. Their values are write-only
+    /// (set with `env` on create or update) and are in no response.
+    pub env_names: Vec<String>,
+    /// An example event, used by the UI to build an input form.
+    pub sample_input: Option<serde_json::Value>,
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FunctionInfo {
+    /// What a caller sees of `f`; `with_code` for callers that may change it.
+    pub fn of(f: &Function, with_code: bool) -> FunctionInfo {
+        FunctionInfo {
+            id: f.id,
+            name: f.name.clone(),
+            description: f.description.clone(),
+            language: f.language,
+            runtime: f.runtime,
+            code: with_code.then(|| f.code.clone()),
+            timeout_ms: f.timeout_ms,
+            memory_mb: f.memory_mb,
+            concurrency: f.concurrency,
+            env_names: f.env.keys().cloned().collect(),
+            sample_input: f.sample_input.clone(),
+            version: f.version,
+            created_at: f.created_at,
+            updated_at: f.updated_at,
+        }
+    }
 }
 
 /// What a user sends to create a function. Everything but name, language and code has a default.
@@ -135,6 +188,7 @@ pub struct FunctionSpec {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<u32>,
+    /// Environment variables. Write-only: responses give their names (`env_names`), never values.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -161,14 +215,19 @@ pub struct FunctionPatch {
     pub memory_mb: Option<u32>,
     #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<u32>,
-    pub env: Option<BTreeMap<String, String>>,
+    /// Changes to the environment variables, as a JSON merge patch: a string sets a variable,
+    /// `null` removes it, a name not given keeps its value. So a client can keep the values
+    /// without knowing them (they are write-only).
+    pub env: Option<BTreeMap<String, Option<String>>>,
     pub sample_input: Option<serde_json::Value>,
 }
 
 impl Function {
     /// A strong HTTP entity tag for this state of the function: its version and a hash of
     /// everything a client can change, so it moves with every change (a description edit
-    /// too) and is the same after a restart.
+    /// too) and is the same after a restart. Env values are not hashed (only names): the tag
+    /// is returned to every key, and a hash of a secret is an oracle for guessing it. A change
+    /// of value still moves the tag, because it makes a new version.
     pub fn etag(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -182,7 +241,7 @@ impl Function {
             self.timeout_ms,
             self.memory_mb,
             self.concurrency,
-            &self.env,
+            self.env.keys().collect::<Vec<_>>(),
             &self.sample_input,
         ))
         .unwrap_or_default();
@@ -237,8 +296,11 @@ impl Function {
         if let Some(v) = patch.concurrency {
             self.concurrency = v;
         }
-        if let Some(v) = patch.env {
-            self.env = v;
+        for (name, value) in patch.env.into_iter().flatten() {
+            match value {
+                Some(v) => self.env.insert(name, v),
+                None => self.env.remove(&name),
+            };
         }
         if let Some(v) = patch.sample_input {
             self.sample_input = Some(v);
@@ -288,6 +350,39 @@ mod tests {
         let changed = f.apply(FunctionPatch { code: Some("def handler(e): return 2".into()), ..Default::default() }, Utc::now());
         assert!(changed);
         assert_eq!(f.version, 2);
+    }
+
+    #[test]
+    fn env_patch_sets_removes_and_keeps_and_values_never_serialize() {
+        let mut f = Function::from_spec(spec(), &crate::Limits::default(), Utc::now());
+        f.env = BTreeMap::from([("KEEP".into(), "k-secret".into()), ("DROP".into(), "d-secret".into())]);
+        let patch: FunctionPatch = serde_json::from_value(serde_json::json!({"env": {"DROP": null, "NEW": "n-secret"}}))
+            .expect("patch");
+        assert!(f.apply(patch, Utc::now()), "an env change makes a new version");
+        assert_eq!(f.env, BTreeMap::from([("KEEP".into(), "k-secret".into()), ("NEW".into(), "n-secret".into())]));
+        assert!(!f.apply(FunctionPatch { description: Some("d".into()), ..Default::default() }, Utc::now()));
+        assert_eq!(f.env.len(), 2, "a patch without env keeps every variable");
+        let shown = serde_json::to_string(&FunctionInfo::of(&f, true)).expect("json");
+        let raw = serde_json::to_string(&f).expect("json");
+        for text in [&shown, &raw] {
+            assert!(!text.contains("secret"), "{text}");
+        }
+        assert!(shown.contains(r#""env_names":["KEEP","NEW"]"#), "{shown}");
+        assert!(shown.contains(r#""code""#));
+        assert!(!serde_json::to_string(&FunctionInfo::of(&f, false)).expect("json").contains(r#""code""#));
+    }
+
+    #[test]
+    fn etag_moves_with_an_env_value_but_does_not_hash_it() {
+        let mut f = Function::from_spec(spec(), &crate::Limits::default(), Utc::now());
+        f.env.insert("K".into(), "one".into());
+        let before = f.etag();
+        let mut same_but_value = f.clone();
+        same_but_value.env.insert("K".into(), "two".into());
+        assert_eq!(same_but_value.etag(), before, "the value is not in the hash");
+        let patch = FunctionPatch { env: Some(BTreeMap::from([("K".into(), Some("two".into()))])), ..Default::default() };
+        assert!(f.apply(patch, Utc::now()));
+        assert_ne!(f.etag(), before, "a new value is a new version, so a new tag");
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub mod metrics;
 pub mod store;
 pub mod validation;
 
-pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, RawJson};
-pub use function::{Function, FunctionPatch, FunctionSpec, Language, Runtime};
+pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, RawJson, Trigger, TriggerFilter};
+pub use function::{Function, FunctionInfo, FunctionPatch, FunctionSpec, Language, Runtime};
 pub use store::{Failure, Store, StoreError};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::execution::TriggerFilter;
 use crate::{ExecutionStatus, Language, Runtime};
 
 /// The numbers of one execution, without its payloads: what aggregates are made of.
@@ -30,6 +31,8 @@ pub struct MetricsFilter {
     pub runtime: Option<Runtime>,
     pub language: Option<Language>,
     pub since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub trigger: TriggerFilter,
 }
 
 /// Nearest-rank percentile of sorted values.

@@ -7,7 +7,7 @@ use fnbox_core::execution::truncate_text;
 use fnbox_core::validation::{validate_function, validate_name};
 use fnbox_core::{
     ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, FieldError, Function, FunctionPatch, FunctionSpec, Limits,
-    RawJson, Store, ValidationErrors,
+    RawJson, Store, Trigger, ValidationErrors,
 };
 use fnbox_sandbox::protocol::{InvokeContext, ResultStatus};
 use fnbox_sandbox::{near_memory_limit, InvokeOutcome, PoolError, PoolStats, Pools, RuntimeHealth};
@@ -136,11 +136,6 @@ impl Engine {
         self.create(spec, true).await
     }
 
-    /// Creates a function whose code is known to compile (a copy of an existing one).
-    pub(crate) async fn create_function_unchecked(&self, spec: FunctionSpec) -> Result<Arc<Function>, EngineError> {
-        self.create(spec, false).await
-    }
-
     async fn create(&self, spec: FunctionSpec, check: bool) -> Result<Arc<Function>, EngineError> {
         let f = Function::from_spec(spec, &self.inner.config.limits, Utc::now());
         validate_function(&f, &self.inner.config.limits)?;
@@ -262,13 +257,18 @@ impl Engine {
         if event.get().len() > limit {
             return Err(EngineError::InputTooLarge { size: event.get().len(), limit });
         }
+        self.invoke_as(f, event, Trigger::Api).await
+    }
+
+    /// Runs `f` (which need not be in the function list: a comparison's copy) on its own task.
+    pub(crate) async fn invoke_as(&self, f: Arc<Function>, event: Box<RawValue>, trigger: Trigger) -> Result<Execution, EngineError> {
         let this = self.clone();
-        tokio::spawn(async move { this.run(f, event).await })
+        tokio::spawn(async move { this.run(f, event, trigger).await })
             .await
             .map_err(|e| EngineError::Unavailable(format!("invocation task failed: {e}")))?
     }
 
-    async fn run(&self, f: Arc<Function>, event: Box<RawValue>) -> Result<Execution, EngineError> {
+    async fn run(&self, f: Arc<Function>, event: Box<RawValue>, trigger: Trigger) -> Result<Execution, EngineError> {
         let t0 = Instant::now();
         let started_at = Utc::now();
         let id = Uuid::now_v7();
@@ -280,7 +280,9 @@ impl Engine {
         let mut acquired = None;
         for _ in 0..MAX_RETIRED_RETRIES {
             match self.inner.pools.acquire(&f).await {
-                Err(PoolError::Retired(_)) => f = self.get_function(&f.name)?,
+                // A comparison's copy is not in the function list: its name is the compared
+                // function's, which must not be run in its place.
+                Err(PoolError::Retired(_)) if trigger != Trigger::Compare => f = self.get_function(&f.name)?,
                 other => {
                     acquired = Some(other);
                     break;
@@ -306,6 +308,7 @@ impl Engine {
             exec_ms: None,
             memory_bytes: None,
             cold_start: false,
+            trigger,
         };
         let mut lease = match acquired {
             Ok(lease) => lease,
@@ -447,6 +450,7 @@ impl Engine {
             ("language", record.language.to_string()),
             ("status", record.status.to_string()),
             ("start", if record.cold_start { "cold" } else { "warm" }.to_string()),
+            ("trigger", record.trigger.to_string()),
         ];
         metrics::counter!("fnbox_invocations_total", &labels).increment(1);
         metrics::histogram!("fnbox_invocation_duration_seconds", &labels).record(record.duration_ms / 1000.0);

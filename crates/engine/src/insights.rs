@@ -2,11 +2,13 @@
 //! function on Docker and on gVisor.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use fnbox_core::metrics::{self, Bucket, Distribution, MetricsFilter, Summary};
-use fnbox_core::{Execution, ExecutionStatus, FunctionSpec, Runtime, ValidationErrors};
+use fnbox_core::{Execution, ExecutionStatus, Function, Runtime, Trigger, ValidationErrors};
+use fnbox_sandbox::Pools;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -57,6 +59,23 @@ pub struct Comparison {
 }
 
 const MAX_BUCKETS: i64 = 10_000;
+
+/// Retires the pools of a comparison's copies when dropped, so their sandboxes go whether the
+/// comparison finished, failed or panicked. Calls still running give their sandbox back to a
+/// retired pool, which destroys it.
+struct RetireOnDrop {
+    pools: Pools,
+    ids: Vec<Uuid>,
+}
+
+impl Drop for RetireOnDrop {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            // For good: a call of a copy still waiting is refused, none starts a sandbox.
+            self.pools.retire(*id, u32::MAX);
+        }
+    }
+}
 
 impl Engine {
     pub async fn summary(&self, filter: &MetricsFilter) -> Result<Vec<Summary>, EngineError> {
@@ -119,9 +138,15 @@ impl Engine {
         self.store().get_comparison(id).await?.ok_or_else(|| EngineError::ComparisonNotFound(id.to_string()))
     }
 
-    /// Runs `name`'s code on both runtimes: one cold start each (in a fresh temporary
-    /// sibling, so nothing is warm yet), then `iterations` warm calls with `concurrency`
-    /// callers. The siblings are deleted afterwards, whatever happened.
+    /// Runs `name`'s code on both runtimes: one cold start each, then `iterations` warm calls
+    /// with `concurrency` callers, and stores the result.
+    ///
+    /// Each side runs on a private copy of the function (its own id, so its own pool: nothing
+    /// is warm yet, and its sandboxes never serve the function itself). A copy is never stored
+    /// nor put in the function list: it cannot be listed, invoked, changed or left behind by a
+    /// crash. Its runs are recorded under the function's name with trigger `compare`, which the
+    /// default views leave out. The work runs on its own task, so a client that disconnects
+    /// cannot stop it half-way: it finishes, is stored, and its sandboxes are removed.
     pub async fn compare(
         &self,
         name: &str,
@@ -140,32 +165,43 @@ impl Engine {
         if let Some((field, msg)) = errs.first() {
             return Err(EngineError::Invalid(ValidationErrors::single(field, *msg)));
         }
-        let id = Uuid::now_v7();
-        let tag = &id.simple().to_string()[20..];
-        let mut sides = Vec::new();
-        for runtime in Runtime::ALL {
-            let sibling = format!("cmp-{tag}-{runtime}");
-            let spec = FunctionSpec {
-                name: sibling.clone(),
-                language: f.language,
-                runtime,
-                code: f.code.clone(),
-                description: format!("temporary: comparing `{}` on {runtime}", f.name),
-                timeout_ms: Some(f.timeout_ms),
-                memory_mb: Some(f.memory_mb),
-                concurrency: Some(concurrency),
-                env: f.env.clone(),
-                sample_input: None,
-            };
-            self.create_function_unchecked(spec).await?;
-            let result = self.run_side(&sibling, runtime, &input, iterations, concurrency).await;
-            if let Err(e) = self.delete_function(&sibling).await {
-                tracing::warn!(function = %sibling, error = %e, "could not remove a comparison sibling");
-            }
-            sides.push(result?);
+        let limit = self.limits().max_input_bytes;
+        if input.get().len() > limit {
+            return Err(EngineError::InputTooLarge { size: input.get().len(), limit });
         }
-        let (docker, gvisor) = (sides.remove(0), sides.remove(0));
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        let this = self.clone();
+        tokio::spawn(async move { this.run_comparison(f, input, iterations, concurrency).await })
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("comparison task failed: {e}")))?
+    }
+
+    async fn run_comparison(
+        &self,
+        f: Arc<Function>,
+        input: Box<RawValue>,
+        iterations: u32,
+        concurrency: u32,
+    ) -> Result<Comparison, EngineError> {
+        let id = Uuid::now_v7();
+        let copies: Vec<Arc<Function>> = Runtime::ALL
+            .into_iter()
+            .map(|runtime| {
+                Arc::new(Function {
+                    id: Uuid::now_v7(),
+                    runtime,
+                    concurrency,
+                    description: format!("comparison {id}: `{}` on {runtime}", f.name),
+                    ..(*f).clone()
+                })
+            })
+            .collect();
+        // Removes the copies' sandboxes however this ends: success, error or panic.
+        let _cleanup = RetireOnDrop { pools: self.pools().clone(), ids: copies.iter().map(|c| c.id).collect() };
+        let mut sides = Vec::new();
+        for copy in &copies {
+            sides.push(self.run_side(copy, &input, iterations, concurrency).await?);
+        }
+        let (docker, gvisor) = (sides.remove(0), sides.remove(0));        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(d), Some(g)) if d > 0.0 => Some(g / d),
             _ => None,
         };
@@ -196,17 +232,17 @@ impl Engine {
 
     async fn run_side(
         &self,
-        name: &str,
-        runtime: Runtime,
+        copy: &Arc<Function>,
         input: &RawValue,
         iterations: u32,
         concurrency: u32,
     ) -> Result<ComparisonSide, EngineError> {
+        let runtime = copy.runtime;
         let t0 = Instant::now();
-        let cold = self.invoke(name, input.to_owned()).await?;
+        let cold = self.invoke_as(copy.clone(), input.to_owned(), Trigger::Compare).await?;
         let cold_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let warm: Vec<Result<Execution, EngineError>> = futures_util::stream::iter(0..iterations)
-            .map(|_| self.invoke(name, input.to_owned()))
+            .map(|_| self.invoke_as(copy.clone(), input.to_owned(), Trigger::Compare))
             .buffer_unordered(concurrency as usize)
             .collect()
             .await;

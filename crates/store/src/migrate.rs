@@ -8,15 +8,21 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (2, "comparisons", include_str!("../migrations/sqlite/0002_comparisons.sql")),
     (3, "api_keys", include_str!("../migrations/sqlite/0003_api_keys.sql")),
     (4, "inflight", include_str!("../migrations/sqlite/0004_inflight.sql")),
+    (5, "triggers", include_str!("../migrations/sqlite/0005_triggers.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
+    run_until(conn, i64::MAX)
+}
+
+/// Applies the pending migrations up to version `last` (tests stop early to build old data).
+fn run_until(conn: &mut Connection, last: i64) -> rusqlite::Result<Vec<i64>> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
     )?;
     let mut applied = Vec::new();
-    for (version, name, sql) in SQLITE {
+    for (version, name, sql) in SQLITE.iter().filter(|(v, _, _)| *v <= last) {
         let tx = conn.transaction()?;
         let done: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
@@ -34,4 +40,47 @@ pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
         tx.commit()?;
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Older versions stored a comparison's copies as functions; one a crash or a dropped client
+    /// left behind is removed by the upgrade, and the runs of all of them become `compare` runs.
+    #[test]
+    fn comparison_leftovers_of_older_versions_are_removed_and_marked() -> rusqlite::Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        run_until(&mut conn, 4)?;
+        let function = |name: &str, description: &str| {
+            format!(
+                "INSERT INTO functions VALUES ('{name}-id', '{name}', '{description}', 'python', 'docker', 'x', 1000, 128, 1,
+                 '{{}}', NULL, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');"
+            )
+        };
+        let execution = |id: &str, name: &str| {
+            format!(
+                "INSERT INTO executions VALUES ('{id}', '{name}', 1, 'docker', 'python', '{{}}', NULL, 0, 'success', NULL, NULL,
+                 '', '2026-01-01T00:00:00Z', 0, 1.0, NULL, NULL, 0);"
+            )
+        };
+        conn.execute_batch(&[
+            function("cmp-0123456789ab-docker", "temporary: comparing `fib` on docker"),
+            function("cmp-mine-docker", "a function of the user with a similar name"),
+            function("fib", "temporary: comparing is what it says, but the name is not that of a copy"),
+            execution("e1", "cmp-0123456789ab-gvisor"),
+            execution("e2", "fib"),
+        ]
+        .concat())?;
+        assert_eq!(run(&mut conn)?, vec![5]);
+        let names: Vec<String> =
+            conn.prepare("SELECT name FROM functions ORDER BY name")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        assert_eq!(names, ["cmp-mine-docker", "fib"]);
+        let triggers: Vec<(String, String)> = conn
+            .prepare("SELECT id, \"trigger\" FROM executions ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(triggers, [("e1".to_string(), "compare".to_string()), ("e2".to_string(), "api".to_string())]);
+        Ok(())
+    }
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use fnbox_core::metrics::{MetricsFilter, Sample};
 use fnbox_core::{
     ApiKey, ErrorInfo, Execution, ExecutionFilter, Failure, Function, KeyStore, RawJson, Store, StoreError, StoredKey,
+    TriggerFilter,
 };
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -255,8 +256,8 @@ fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize>
     let mut stmt = conn.prepare_cached(
         "INSERT INTO executions (id, function_name, version, runtime, language, input, output,
             output_truncated, status, error_type, error, logs, started_at, started_ms, duration_ms,
-            exec_ms, memory_bytes, cold_start)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            exec_ms, memory_bytes, cold_start, \"trigger\")
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
     stmt.execute(params![
         e.id.to_string(),
@@ -277,6 +278,7 @@ fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize>
         e.exec_ms,
         e.memory_bytes.map(|m| m as i64),
         e.cold_start,
+        e.trigger.as_str(),
     ])
 }
 
@@ -314,7 +316,7 @@ fn row_to_function(r: &Row<'_>) -> rusqlite::Result<Function> {
 }
 
 const EXECUTION_COLUMNS: &str = "id, function_name, version, runtime, language, input, output, output_truncated, \
-     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start";
+     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\"";
 
 fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     let id: String = r.get(0)?;
@@ -340,6 +342,7 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         exec_ms: r.get(13)?,
         memory_bytes: r.get::<_, Option<i64>>(14)?.map(|m| m.max(0) as u64),
         cold_start: r.get(15)?,
+        trigger: r.get::<_, String>(16)?.parse().map_err(|e: String| parse_err(16, e))?,
     })
 }
 
@@ -368,6 +371,15 @@ fn col_str<'a>(r: &'a Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
     r.get_ref(i).and_then(|v| v.as_str().map_err(|e| parse_err(i, e.to_string())))
 }
 
+/// The SQL condition for a trigger filter (the values are fixed words, never user text).
+fn trigger_condition(t: TriggerFilter) -> String {
+    match t {
+        TriggerFilter::NotCompare => " AND \"trigger\" != 'compare'".to_owned(),
+        TriggerFilter::Only(t) => format!(" AND \"trigger\" = '{}'", t.as_str()),
+        TriggerFilter::All => String::new(),
+    }
+}
+
 /// WHERE clause and arguments for a metrics filter.
 fn metrics_where(f: &MetricsFilter) -> (String, Vec<Box<dyn rusqlite::ToSql + Send>>) {
     let mut sql = String::from(" WHERE 1=1");
@@ -388,6 +400,7 @@ fn metrics_where(f: &MetricsFilter) -> (String, Vec<Box<dyn rusqlite::ToSql + Se
         args.push(Box::new(v.timestamp_millis()));
         sql.push_str(&format!(" AND started_ms >= ?{}", args.len()));
     }
+    sql.push_str(&trigger_condition(f.trigger));
     (sql, args)
 }
 
@@ -534,6 +547,7 @@ impl Store for SqliteStore {
                 args.push(Box::new(before.to_string()));
                 sql.push_str(&format!(" AND id < ?{}", args.len()));
             }
+            sql.push_str(&trigger_condition(filter.trigger));
             args.push(Box::new(i64::from(filter.limit.max(1))));
             sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -804,6 +818,7 @@ mod tests {
             exec_ms: Some(0.5),
             memory_bytes: Some(1 << 20),
             cold_start: true,
+            trigger: fnbox_core::Trigger::Api,
         }
     }
 
@@ -908,6 +923,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn comparison_runs_are_left_out_unless_asked_for() {
+        use fnbox_core::{Trigger, TriggerFilter};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("open");
+        let api = execution("f", ExecutionStatus::Success);
+        let cmp = Execution { id: Uuid::now_v7(), trigger: Trigger::Compare, ..execution("f", ExecutionStatus::Error) };
+        store.record_execution(api.clone()).await.expect("record");
+        store.record_execution(cmp.clone()).await.expect("record");
+        let list = |trigger| {
+            let store = &store;
+            async move {
+                let f = ExecutionFilter { trigger, limit: 10, ..Default::default() };
+                store.list_executions(&f).await.expect("list").into_iter().map(|e| e.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(list(TriggerFilter::default()).await, [api.id]);
+        assert_eq!(list(TriggerFilter::Only(Trigger::Compare)).await, [cmp.id]);
+        assert_eq!(list(TriggerFilter::All).await, [cmp.id, api.id]);
+        assert_eq!(store.get_execution(cmp.id).await.expect("get").map(|e| e.trigger), Some(Trigger::Compare));
+        let samples = |trigger| {
+            let store = &store;
+            async move { store.samples(&MetricsFilter { trigger, ..Default::default() }).await.expect("samples").len() }
+        };
+        assert_eq!((samples(TriggerFilter::default()).await, samples(TriggerFilter::All).await), (1, 2));
+        let failures = store.failures(&MetricsFilter::default()).await.expect("failures");
+        assert!(failures.is_empty(), "the comparison's failure is not among the user's errors");
+        let only_compare = MetricsFilter { trigger: TriggerFilter::Only(Trigger::Compare), ..Default::default() };
+        assert_eq!(store.failures(&only_compare).await.expect("failures").len(), 1);
+    }
+
+    #[tokio::test]
     async fn executions_survive_reopen_and_filter() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ids = {
@@ -984,6 +1030,7 @@ mod scale {
                         exec_ms: Some(0.05),
                         memory_bytes: Some(8 << 20),
                         cold_start: n % 100 == 0,
+                        trigger: fnbox_core::Trigger::Api,
                     };
                     store.record_execution(e).await.expect("record");
                 }

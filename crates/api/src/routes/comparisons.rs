@@ -30,7 +30,10 @@ fn default_concurrency() -> u32 {
 }
 
 /// Runs the function's code and input on Docker and on gVisor and returns the figures side
-/// by side, with gVisor/Docker ratios. Stored; listed by `GET /api/v1/comparisons`.
+/// by side, with gVisor/Docker ratios. Stored; listed by `GET /api/v1/comparisons`. Each side
+/// runs on a private copy of the function that is never listed and whose sandboxes are removed
+/// afterwards; its runs are recorded with `trigger: compare` (left out of the default executions
+/// and metrics views). A client that disconnects does not stop it: it runs to the end and is stored.
 #[utoipa::path(post, operation_id = "compareRuntimes", path = "/api/v1/functions/{name}/compare", tag = "metrics", params(("name" = String, Path)),
     request_body = CompareRequest,
     responses((status = 201, description = "Created", body = Comparison),

@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::Json;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
-use fnbox_core::{Execution, ExecutionFilter};
+use fnbox_core::{Execution, ExecutionFilter, TriggerFilter};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -32,12 +32,35 @@ pub struct ListQuery {
     /// Page: executions older than this execution id (UUID); the `X-Next-Before` header of a
     /// page gives the value for the next one.
     before: Option<String>,
+    /// What started them: `api`, `compare` (the runs of a runtime comparison) or `all`
+    /// (empty: every trigger but `compare`).
+    #[param(pattern = "^(api|compare|all)?$")]
+    trigger: Option<String>,
     /// At most this many (default 50); a page also stops before its JSON passes 4 MiB.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 const MAX_LIMIT: u32 = 1000;
+
+/// The `trigger` query parameter of the executions and metrics routes.
+pub(crate) fn parse_trigger(v: Option<&str>) -> Result<TriggerFilter, ApiError> {
+    v.unwrap_or("")
+        .parse()
+        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", format!("trigger: {e}")))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// The API key, for clients that cannot set `Authorization` (EventSource).
+    #[allow(dead_code)]
+    access_token: Option<String>,
+    /// As for the list: `api`, `compare` or `all` (empty: every trigger but `compare`).
+    #[param(pattern = "^(api|compare|all)?$")]
+    trigger: Option<String>,
+}
 
 impl ListQuery {
     fn into_filter(self) -> Result<ExecutionFilter, ApiError> {
@@ -53,6 +76,7 @@ impl ListQuery {
                 .transpose()
                 .map_err(|e| bad("since", format!("expected an RFC 3339 time ({e})")))?,
             before: self.before.filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(&s)).transpose().map_err(|e| bad("before", e.to_string()))?,
+            trigger: parse_trigger(self.trigger.as_deref())?,
             limit: match self.limit {
                 None => 50,
                 Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -92,18 +116,24 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     Ok(Json(state.engine.execution(id).await?))
 }
 
-/// Server-sent events: one `execution` event per recorded execution, as it is recorded, with
-/// each text (input, output, logs, error type, message, stack) cut to 4 KiB and an output
-/// longer than that left out (`output_truncated`); the full record is at
-/// `GET /api/v1/executions/{id}`. A subscriber more than 256 events behind gets a `lagged`
-/// event with the number it missed. At most 64 streams are open at once (503 beyond).
+/// Server-sent events: one `execution` event per recorded execution, as it is recorded
+/// (comparison runs only with `trigger=compare` or `trigger=all`), with each text (input,
+/// output, logs, error type, message, stack) cut to 4 KiB and an output longer than that left
+/// out (`output_truncated`); the full record is at `GET /api/v1/executions/{id}`. A subscriber
+/// more than 256 events behind gets a `lagged` event with the number it missed. At most 64
+/// streams are open at once (503 beyond).
 /// When keys are on, the key may also be given as `?access_token=` on this route only, because
 /// a browser's `EventSource` cannot send headers.
 #[utoipa::path(get, operation_id = "streamExecutions", path = "/api/v1/executions/stream", tag = "executions",
-    params(("access_token" = Option<String>, Query, description = "The API key, for clients that cannot set `Authorization` (EventSource)")),
+    params(StreamQuery),
     responses((status = 200, description = "text/event-stream: an `execution` event (an Execution, texts cut to 4 KiB) per recorded execution", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Bad query parameter", body = ErrorBody),
         (status = 503, description = "Too many streams are open (`too_many_streams`, Retry-After)", body = ErrorBody)))]
-pub async fn stream(State(state): State<AppState>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let triggers = parse_trigger(q.trigger.as_deref())?;
     // Held by the stream for as long as it is open.
     let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
@@ -113,11 +143,16 @@ pub async fn stream(State(state): State<AppState>) -> Result<Sse<impl Stream<Ite
         )
     })?;
     let rx = state.engine.subscribe();
-    let events = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
-        let event = match rx.recv().await {
-            Ok(e) => Event::default().event("execution").json_data(&*e).unwrap_or_else(|_| Event::default().comment("unserializable")),
-            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-            Err(RecvError::Closed) => return None,
+    let events = futures_util::stream::unfold((rx, permit), move |(mut rx, permit)| async move {
+        let event = loop {
+            match rx.recv().await {
+                Ok(e) if !triggers.matches(e.trigger) => continue,
+                Ok(e) => {
+                    break Event::default().event("execution").json_data(&*e).unwrap_or_else(|_| Event::default().comment("unserializable"))
+                }
+                Err(RecvError::Lagged(n)) => break Event::default().event("lagged").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            }
         };
         Some((Ok(event), (rx, permit)))
     });

@@ -1,14 +1,20 @@
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use fnbox_core::{Execution, Function, FunctionPatch, FunctionSpec};
+use axum::Extension;
+use fnbox_core::{Execution, Function, FunctionInfo, FunctionPatch, FunctionSpec, Role};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::auth::Caller;
 use crate::extract::{body_bytes, check_depth, Json, Path, Query};
 use crate::{page, ApiError, AppState, ErrorBody};
+
+/// Whether the caller may read code: admin keys, and anyone when keys are off (then there is
+/// no caller). Mirrors who may change it.
+fn reads_code(caller: &Option<Extension<Caller>>) -> bool {
+    caller.as_ref().is_none_or(|Extension(c)| c.role == Role::Admin)
+}
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -27,13 +33,19 @@ const MAX_LIMIT: u32 = 1000;
 
 /// By name, paged: at most `limit`, and never more than 4 MiB of JSON (at least one function).
 /// When there are more, `X-Next-After` holds the name to pass as `after`, and `Link` the next
-/// page's URL.
+/// page's URL. Environment values are never returned (`env_names` lists the names); `code` is
+/// returned to admin keys only.
 #[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions", params(ListQuery),
-    responses((status = 200, description = "By name; a page of at most `limit` functions and 4 MiB", body = Vec<Function>,
+    responses((status = 200, description = "By name; a page of at most `limit` functions and 4 MiB", body = Vec<FunctionInfo>,
             headers(("X-Next-After" = String, description = "Present when there are more: pass it as `after` for the next page"),
                 ("Link" = String, description = "Present when there are more: `<next page URL>; rel=\"next\"`"))),
         (status = 400, description = "Bad query parameter", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, uri: Uri, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    uri: Uri,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let limit = match q.limit {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -45,16 +57,17 @@ pub async fn list(State(state): State<AppState>, uri: Uri, Query(q): Query<ListQ
             ))
         }
     } as usize;
+    let with_code = reads_code(&caller);
     let all = state.engine.list_functions();
     let start = q.after.as_deref().filter(|a| !a.is_empty()).map_or(0, |a| all.partition_point(|f| f.name.as_str() <= a));
-    let rest = &all[start..];
-    let (body, n) = page::json_array(rest, limit, page::PAGE_BYTES)?;
+    let rest: Vec<FunctionInfo> = all[start..].iter().take(limit + 1).map(|f| FunctionInfo::of(f, with_code)).collect();
+    let (body, n) = page::json_array(&rest, limit, page::PAGE_BYTES)?;
     let next = (n < rest.len()).then(|| rest[n.saturating_sub(1)].name.clone());
     Ok(page::response(body, &uri, "x-next-after", "after", next.as_deref()))
 }
 
 #[utoipa::path(post, operation_id = "createFunction", path = "/api/v1/functions", tag = "functions", request_body = FunctionSpec,
-    responses((status = 201, description = "Created", body = Function),
+    responses((status = 201, description = "Created (env values are not returned)", body = FunctionInfo),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 409, description = "A function with this name exists", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -63,13 +76,14 @@ pub async fn list(State(state): State<AppState>, uri: Uri, Query(q): Query<ListQ
         (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn create(State(state): State<AppState>, Json(spec): Json<FunctionSpec>) -> Result<Response, ApiError> {
     let f = state.engine.create_function(spec).await?;
-    Ok(with_etag(StatusCode::CREATED, f))
+    Ok(with_etag(StatusCode::CREATED, &f, true))
 }
 
-/// A function as the answer, with its `ETag` (for a later `If-Match`).
-fn with_etag(status: StatusCode, f: Arc<Function>) -> Response {
+/// A function as the answer (see [`FunctionInfo`]: no env values; code if `with_code`), with
+/// its `ETag` (for a later `If-Match`).
+fn with_etag(status: StatusCode, f: &Function, with_code: bool) -> Response {
     let etag = HeaderValue::from_str(&f.etag()).ok();
-    let mut resp = (status, axum::Json(f)).into_response();
+    let mut resp = (status, axum::Json(FunctionInfo::of(f, with_code))).into_response();
     if let Some(etag) = etag {
         resp.headers_mut().insert(header::ETAG, etag);
     }
@@ -77,18 +91,23 @@ fn with_etag(status: StatusCode, f: Arc<Function>) -> Response {
 }
 
 #[utoipa::path(get, operation_id = "getFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),
-    responses((status = 200, description = "OK, with the function's `ETag` (send it back as `If-Match` to update safely)", body = Function,
+    responses((status = 200, description = "OK, with the function's `ETag` (send it back as `If-Match` to update safely). Env values are never returned, code only to admin keys", body = FunctionInfo,
             headers(("etag" = String, description = "Changes with every change to the function"))),
         (status = 404, description = "No such function", body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    Ok(with_etag(StatusCode::OK, state.engine.get_function(&name)?))
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let f = state.engine.get_function(&name)?;
+    Ok(with_etag(StatusCode::OK, &f, reads_code(&caller)))
 }
 
 #[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions",
     params(("name" = String, Path),
         ("if-match" = Option<String>, Header, description = "Update only if the function's ETag is still this one (else 412)")),
     request_body = FunctionPatch,
-    responses((status = 200, description = "Updated; a change to code or settings makes a new version. Versions only grow, and concurrent updates apply one after the other", body = Function,
+    responses((status = 200, description = "Updated; a change to code or settings makes a new version. Versions only grow, and concurrent updates apply one after the other (env values are not returned)", body = FunctionInfo,
             headers(("etag" = String, description = "The function's new ETag"))),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
@@ -110,7 +129,7 @@ pub async fn update(
         })?),
     };
     let f = state.engine.update_function(&name, patch, if_match).await?;
-    Ok(with_etag(StatusCode::OK, f))
+    Ok(with_etag(StatusCode::OK, &f, true))
 }
 
 #[utoipa::path(delete, operation_id = "deleteFunction", path = "/api/v1/functions/{name}", tag = "functions", params(("name" = String, Path)),

@@ -23,6 +23,10 @@ pub struct MetricsQuery {
     language: Option<String>,
     /// Started at or after this RFC 3339 time.
     since: Option<String>,
+    /// What started the executions: `api`, `compare` (runtime comparisons' runs) or `all`
+    /// (empty: every trigger but `compare`).
+    #[param(pattern = "^(api|compare|all)?$")]
+    trigger: Option<String>,
     /// Time series only: bucket width, a positive number of at most nine digits with unit s, m, h
     /// or d (none: minutes; default 1m). Anything else is 400 `invalid_query`.
     #[param(pattern = "^0*[1-9][0-9]{0,8}[smhd]?$")]
@@ -44,6 +48,7 @@ impl MetricsQuery {
                 .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)))
                 .transpose()
                 .map_err(|e| bad("since", format!("expected an RFC 3339 time ({e})")))?,
+            trigger: crate::routes::executions::parse_trigger(self.trigger.as_deref())?,
         })
     }
 }
