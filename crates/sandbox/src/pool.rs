@@ -248,8 +248,9 @@ struct Inner {
     config: PoolConfig,
     functions: Mutex<HashMap<(Uuid, u32), Arc<FunctionPool>>>,
     /// Per function id: versions below this number were replaced (or, at `u32::MAX`, the
-    /// function was deleted); no pool is made for them again and no sandbox started.
-    retired_below: Mutex<HashMap<Uuid, u32>>,
+    /// function was deleted); no pool is made for them again and no sandbox started. Marks are
+    /// forgotten after [`RETIRED_MEMORY`] (see there).
+    retired_below: Mutex<HashMap<Uuid, (u32, Instant)>>,
     /// The sandbox that checked a version's code, kept for that version's first cold start.
     checked: Mutex<HashMap<(Uuid, u32), Sandbox>>,
     generic: Mutex<HashMap<SandboxKey, Vec<Sandbox>>>,
@@ -276,6 +277,12 @@ struct Usage {
     sandboxes: usize,
     memory_mb: u64,
 }
+
+/// How long a retired version is remembered. A caller holds an old version only between
+/// looking its function up and asking for a sandbox (retiring wakes every waiter at once), so
+/// this is ample, and it keeps the marks of deleted functions and comparison copies from
+/// piling up.
+const RETIRED_MEMORY: Duration = Duration::from_secs(600);
 
 /// How far back cold starts count as demand for pre-started sandboxes.
 const DEMAND_WINDOW: Duration = Duration::from_secs(60);
@@ -342,13 +349,18 @@ impl Pools {
     }
 
     fn function_pool(&self, f: &Function) -> Arc<FunctionPool> {
-        let retired = self.inner.retired_below.lock().get(&f.id).is_some_and(|below| f.version < *below);
+        let retired = self.is_retired_version(f);
         let new_pool = || Arc::new(FunctionPool::new(f, retired));
         if retired {
             // A caller still holding a replaced or deleted version: a pool that serves nothing.
             return new_pool();
         }
         self.inner.functions.lock().entry((f.id, f.version)).or_insert_with(new_pool).clone()
+    }
+
+    /// Whether `f` is a version that was replaced or deleted.
+    fn is_retired_version(&self, f: &Function) -> bool {
+        self.inner.retired_below.lock().get(&f.id).is_some_and(|(below, _)| f.version < *below)
     }
 
     /// Applies a changed concurrency to the function's pool, for calls that start from now on.
@@ -734,8 +746,8 @@ impl Pools {
     pub fn retire(&self, id: Uuid, below: u32) {
         {
             let mut marks = self.inner.retired_below.lock();
-            let mark = marks.entry(id).or_insert(0);
-            *mark = (*mark).max(below);
+            let mark = marks.entry(id).or_insert((0, Instant::now()));
+            *mark = (mark.0.max(below), Instant::now());
         }
         let retired: Vec<Arc<FunctionPool>> = {
             let mut map = self.inner.functions.lock();
@@ -774,7 +786,7 @@ impl Pools {
         };
         self.refill(key);
         let result = sb.check(&f.code, self.inner.config.check_timeout).await;
-        let retired = self.inner.retired_below.lock().get(&f.id).is_some_and(|below| f.version < *below);
+        let retired = self.is_retired_version(f);
         if matches!(result, Ok(None)) && !retired {
             sb.last_used = Instant::now();
             if let Some(old) = self.inner.checked.lock().insert((f.id, f.version), sb) {
@@ -825,6 +837,7 @@ impl Pools {
                 in_use
             });
         }
+        self.inner.retired_below.lock().retain(|_, (_, at)| at.elapsed() < RETIRED_MEMORY);
         {
             let mut checked = self.inner.checked.lock();
             let old: Vec<_> = checked.iter().filter(|(_, sb)| sb.last_used.elapsed() > keep_alive).map(|(k, _)| *k).collect();
