@@ -52,7 +52,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The numbers of every matching execution (no payloads), for aggregates.
     async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError>;
-    /// Failed executions (any status but success), oldest first.
+    /// Failed executions (any status but success), oldest first, for grouping: each with its
+    /// error's type and the first kilobyte of its message (no stack).
     async fn failures(&self, filter: &MetricsFilter) -> Result<Vec<Failure>, StoreError>;
     /// Deletes executions started before `before`, then the oldest beyond `keep_max`.
     async fn prune_executions(&self, before: Option<chrono::DateTime<chrono::Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError>;

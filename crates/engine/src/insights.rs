@@ -16,7 +16,11 @@ use uuid::Uuid;
 
 use crate::{Engine, EngineError};
 
-/// Failures that share a function, an error type and a message.
+/// The most error groups `GET /api/v1/errors` answers with (the most frequent first): each is
+/// at most about a kilobyte, so the answer stays well under a megabyte.
+pub const MAX_ERROR_GROUPS: usize = 500;
+
+/// Failures that share a function, an error type and a message (its first kilobyte).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorGroup {
     pub function: String,
@@ -127,6 +131,7 @@ impl Engine {
         }
         let mut out: Vec<ErrorGroup> = groups.into_values().collect();
         out.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_seen.cmp(&a.last_seen)));
+        out.truncate(MAX_ERROR_GROUPS);
         Ok(out)
     }
 

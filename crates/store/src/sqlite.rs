@@ -404,6 +404,9 @@ fn metrics_where(f: &MetricsFilter) -> (String, Vec<Box<dyn rusqlite::ToSql + Se
     (sql, args)
 }
 
+/// How much of an error message [`Store::failures`] reads: errors are grouped by it.
+const FAILURE_MESSAGE_CHARS: usize = 1024;
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
@@ -606,19 +609,24 @@ impl Store for SqliteStore {
     async fn failures(&self, filter: &MetricsFilter) -> Result<Vec<Failure>, StoreError> {
         let (cond, args) = metrics_where(filter);
         self.read(move |conn| {
+            // Only what grouping needs: the type and the start of the message, never the stack,
+            // so reading every failure costs about a kilobyte each, whatever the errors hold.
             let sql = format!(
-                "SELECT id, function_name, started_at, error FROM executions{cond} AND status != 'success' ORDER BY id"
+                "SELECT id, function_name, started_at, json_extract(error, '$.type'),
+                    substr(json_extract(error, '$.message'), 1, {FAILURE_MESSAGE_CHARS})
+                 FROM executions{cond} AND status != 'success' ORDER BY id"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
             let rows = stmt.query_map(refs.as_slice(), |r| {
                 let id: String = r.get(0)?;
-                let error: Option<String> = r.get(3)?;
+                let kind: Option<String> = r.get(3)?;
+                let message: Option<String> = r.get(4)?;
                 Ok(Failure {
                     id: Uuid::parse_str(&id).map_err(|e| parse_err(0, e.to_string()))?,
                     function: r.get(1)?,
                     started_at: parse_time(2, &r.get::<_, String>(2)?)?,
-                    error: error.and_then(|s| serde_json::from_str(&s).ok()),
+                    error: kind.map(|k| ErrorInfo::new(k, message.unwrap_or_default())),
                 })
             })?;
             rows.collect()
@@ -951,6 +959,22 @@ mod tests {
         assert!(failures.is_empty(), "the comparison's failure is not among the user's errors");
         let only_compare = MetricsFilter { trigger: TriggerFilter::Only(Trigger::Compare), ..Default::default() };
         assert_eq!(store.failures(&only_compare).await.expect("failures").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_carry_the_type_and_the_start_of_the_message_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("open");
+        let mut e = execution("f", ExecutionStatus::Error);
+        let mut err = ErrorInfo::new("ValueError", "m".repeat(10_000));
+        err.stack = "s".repeat(10_000);
+        e.error = Some(err);
+        store.record_execution(e).await.expect("record");
+        let failures = store.failures(&MetricsFilter::default()).await.expect("failures");
+        let got = failures[0].error.as_ref().expect("error");
+        assert_eq!(got.kind, "ValueError");
+        assert_eq!(got.message.len(), FAILURE_MESSAGE_CHARS);
+        assert!(got.stack.is_empty(), "grouping never reads the stack");
     }
 
     #[tokio::test]

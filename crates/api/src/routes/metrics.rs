@@ -71,7 +71,8 @@ pub async fn timeseries(State(s): State<AppState>, Query(q): Query<MetricsQuery>
 }
 
 #[utoipa::path(get, operation_id = "listErrors", path = "/api/v1/errors", tag = "metrics", params(MetricsQuery),
-    responses((status = 200, description = "OK", body = Vec<ErrorGroup>), (status = 400, description = "Bad query parameter", body = ErrorBody)))]
+    responses((status = 200, description = "Failures grouped by function, type and the first kilobyte of the message; the 500 largest groups, most frequent first", body = Vec<ErrorGroup>),
+        (status = 400, description = "Bad query parameter", body = ErrorBody)))]
 pub async fn errors(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<ErrorGroup>>, ApiError> {
     Ok(Json(s.engine.errors(&q.filter()?).await?))
 }
