@@ -1,6 +1,9 @@
 //! `make soak`: a bounded soak of mixed functions and failures against a real fnbox, watching
 //! fnbox's own memory (RSS) and open file descriptors. Both must stay flat: after a warm-up
-//! minute, the last samples may not exceed the first ones by more than a small margin.
+//! minute, the last samples may not exceed the first ones by more than a small margin. Each
+//! live sandbox holds a few descriptors of fnbox's (its channel, its cgroup files), and the
+//! pools grow and shrink with demand, so descriptors are judged net of the sandboxes alive at
+//! each sample (descriptors per sandbox fitted over the run).
 //! Writes target/bench/soak.{json,md}; `--write-docs` also writes docs/SOAK.md.
 
 use std::time::{Duration, Instant};
@@ -9,6 +12,13 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use crate::{rss_mib, start_server};
+
+/// One sample: seconds since the start, fnbox's RSS (MiB), its open descriptors, live sandboxes.
+type Sample = (u64, f64, usize, usize);
+
+/// The most descriptors fnbox holds for one sandbox (its channel socket and the Docker API
+/// connection of its attach stream, its three kept-open cgroup files, and a spare).
+const MAX_FDS_PER_SANDBOX: f64 = 8.0;
 
 /// (name, language, runtime, code, input, expected status)
 const WORKLOAD: &[(&str, &str, &str, &str, &str, &str)] = &[
@@ -81,10 +91,18 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
             })
         })
         .collect();
+    let live_sandboxes = || async {
+        let pools: Value = match http.get(format!("{url}/api/v1/pools")).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        pools["sandboxes"].as_u64().unwrap_or(0) as usize
+    };
     let mut samples = Vec::new();
     while Instant::now() < deadline {
-        samples.push((t0.elapsed().as_secs(), rss_mib(pid), open_fds(pid)));
-        eprintln!("soak t={:>4}s rss={:.1} MiB fds={}", t0.elapsed().as_secs(), rss_mib(pid), open_fds(pid));
+        let sample = (t0.elapsed().as_secs(), rss_mib(pid), open_fds(pid), live_sandboxes().await);
+        eprintln!("soak t={:>4}s rss={:.1} MiB fds={} sandboxes={}", sample.0, sample.1, sample.2, sample.3);
+        samples.push(sample);
         tokio::time::sleep(Duration::from_secs(10).min(deadline.saturating_duration_since(Instant::now()))).await;
     }
     let (mut calls, mut wrong) = (0u64, Vec::new());
@@ -93,7 +111,7 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
         calls += n;
         wrong.extend(bad);
     }
-    samples.push((t0.elapsed().as_secs(), rss_mib(pid), open_fds(pid)));
+    samples.push((t0.elapsed().as_secs(), rss_mib(pid), open_fds(pid), live_sandboxes().await));
     let (_, pools): (u16, Value) = {
         let r = http.get(format!("{url}/api/v1/pools")).send().await?;
         (r.status().as_u16(), r.json().await?)
@@ -106,14 +124,22 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
         .unwrap_or(0);
 
     // Flat: compare the mean of the last third with the first third after the first minute.
-    let steady: Vec<&(u64, f64, usize)> = samples.iter().filter(|s| s.0 >= 60.min(seconds / 3)).collect();
+    let steady: Vec<&Sample> = samples.iter().filter(|s| s.0 >= 60.min(seconds / 3)).collect();
     let third = (steady.len() / 3).max(1);
-    let mean = |xs: &[&(u64, f64, usize)], f: &dyn Fn(&(u64, f64, usize)) -> f64| xs.iter().map(|s| f(s)).sum::<f64>() / xs.len().max(1) as f64;
+    let mean = |xs: &[&Sample], f: &dyn Fn(&Sample) -> f64| xs.iter().map(|s| f(s)).sum::<f64>() / xs.len().max(1) as f64;
     let (first, last) = (&steady[..third.min(steady.len())], &steady[steady.len().saturating_sub(third)..]);
     let rss = (mean(first, &|s| s.1), mean(last, &|s| s.1));
     let fds = (mean(first, &|s| s.2 as f64), mean(last, &|s| s.2 as f64));
+    // Descriptors per live sandbox: the least-squares slope of fds over sandboxes (0 when the
+    // sandbox count never moved), never more than a sandbox can hold.
+    let (mean_sb, mean_fd) = (mean(&steady, &|s| s.3 as f64), mean(&steady, &|s| s.2 as f64));
+    let var: f64 = steady.iter().map(|s| (s.3 as f64 - mean_sb).powi(2)).sum();
+    let cov: f64 = steady.iter().map(|s| (s.3 as f64 - mean_sb) * (s.2 as f64 - mean_fd)).sum();
+    let per_sandbox = if var > 0.0 { (cov / var).clamp(0.0, MAX_FDS_PER_SANDBOX) } else { 0.0 };
+    let net = |xs: &[&Sample]| mean(xs, &|s| s.2 as f64 - per_sandbox * s.3 as f64);
+    let net_fds = (net(first), net(last));
     let rss_flat = rss.1 <= rss.0 * 1.15 + 2.0;
-    let fds_flat = fds.1 <= fds.0 + 8.0;
+    let fds_flat = net_fds.1 <= net_fds.0 + 8.0;
     let out = json!({
         "date": chrono::Utc::now().to_rfc3339(),
         "machine": crate::machine(),
@@ -122,9 +148,10 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
         "calls_per_s": calls as f64 / t0.elapsed().as_secs_f64(),
         "unexpected": wrong,
         "rss_mib": {"steady_first": rss.0, "steady_last": rss.1, "max": samples.iter().map(|s| s.1).fold(0.0, f64::max)},
-        "open_fds": {"steady_first": fds.0, "steady_last": fds.1, "max": samples.iter().map(|s| s.2).max()},
+        "open_fds": {"steady_first": fds.0, "steady_last": fds.1, "max": samples.iter().map(|s| s.2).max(),
+            "per_sandbox": per_sandbox, "net_of_sandboxes_first": net_fds.0, "net_of_sandboxes_last": net_fds.1},
         "sandboxes_started": pools["sandboxes_started"], "sandboxes_at_end": pools["sandboxes"],
-        "samples": samples.iter().map(|s| json!([s.0, s.1, s.2])).collect::<Vec<_>>(),
+        "samples": samples.iter().map(|s| json!([s.0, s.1, s.2, s.3])).collect::<Vec<_>>(),
         "flat": rss_flat && fds_flat,
     });
     let mut md = format!(
@@ -135,15 +162,16 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
          | calls answered | {} ({:.0}/s) |\n| executions recorded | {} |\n| calls with an unexpected status | {} |\n\
          | sandboxes started | {} |\n\
          | fnbox RSS, steady start → end (MiB) | {:.1} → {:.1} (max {:.1}) |\n\
-         | fnbox open fds, steady start → end | {:.0} → {:.0} (max {}) |\n| flat | {} |\n\n\
-         Samples every 10 s (t, RSS MiB, open fds):\n\n```\n",
+         | fnbox open fds, steady start → end | {:.0} → {:.0} (max {}) |\n\
+         | open fds net of live sandboxes ({:.1} per sandbox), start → end | {:.1} → {:.1} |\n| flat | {} |\n\n\
+         Samples every 10 s (t, RSS MiB, open fds, live sandboxes):\n\n```\n",
         out["date"].as_str().unwrap_or(""), out["machine"].as_str().unwrap_or(""), out["commit"].as_str().unwrap_or(""),
         seconds, clients, WORKLOAD.len(), calls, out["calls_per_s"].as_f64().unwrap_or(0.0), recorded, wrong.len(),
         pools["sandboxes_started"], rss.0, rss.1, out["rss_mib"]["max"].as_f64().unwrap_or(0.0), fds.0, fds.1,
-        out["open_fds"]["max"], if rss_flat && fds_flat { "yes" } else { "NO" },
+        out["open_fds"]["max"], per_sandbox, net_fds.0, net_fds.1, if rss_flat && fds_flat { "yes" } else { "NO" },
     );
     for s in &samples {
-        md.push_str(&format!("{:>5} {:>7.1} {:>4}\n", s.0, s.1, s.2));
+        md.push_str(&format!("{:>5} {:>7.1} {:>4} {:>3}\n", s.0, s.1, s.2, s.3));
     }
     md.push_str("```\n");
     for w in &wrong {
@@ -157,7 +185,7 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
     }
     println!("{md}");
     if !(rss_flat && fds_flat) {
-        bail!("fnbox's memory or open files grew during the soak: RSS {rss:?} MiB, fds {fds:?}");
+        bail!("fnbox's memory or open files grew during the soak: RSS {rss:?} MiB, fds net of sandboxes {net_fds:?}");
     }
     if !wrong.is_empty() {
         bail!("{} calls ended with an unexpected status", wrong.len());
