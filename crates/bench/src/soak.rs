@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 
 use crate::{rss_mib, start_server};
 
-/// One sample: seconds since the start, fnbox's RSS (MiB), its open descriptors, live sandboxes.
-type Sample = (u64, f64, usize, usize);
+/// One sample: seconds since the start, fnbox's RSS (MiB), its open descriptors, live sandboxes
+/// (None when the pools could not be read in time).
+type Sample = (u64, f64, usize, Option<usize>);
 
 /// The most descriptors fnbox holds for one sandbox (its channel socket and the Docker API
 /// connection of its attach stream, its three kept-open cgroup files, and a spare).
@@ -96,12 +97,13 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
         };
-        pools["sandboxes"].as_u64().unwrap_or(0) as usize
+        // None when fnbox did not answer in time: such a sample is left out of the judgement.
+        pools["sandboxes"].as_u64().map(|n| n as usize)
     };
-    let mut samples = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     while Instant::now() < deadline {
         let sample = (t0.elapsed().as_secs(), rss_mib(pid), open_fds(pid), live_sandboxes().await);
-        eprintln!("soak t={:>4}s rss={:.1} MiB fds={} sandboxes={}", sample.0, sample.1, sample.2, sample.3);
+        eprintln!("soak t={:>4}s rss={:.1} MiB fds={} sandboxes={:?}", sample.0, sample.1, sample.2, sample.3);
         samples.push(sample);
         tokio::time::sleep(Duration::from_secs(10).min(deadline.saturating_duration_since(Instant::now()))).await;
     }
@@ -124,9 +126,15 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
         .unwrap_or(0);
 
     // Flat: compare the mean of the last third with the first third after the first minute.
-    let steady: Vec<&Sample> = samples.iter().filter(|s| s.0 >= 60.min(seconds / 3)).collect();
+    let steady: Vec<(u64, f64, usize, usize)> = samples
+        .iter()
+        .filter(|s| s.0 >= 60.min(seconds / 3))
+        .filter_map(|s| s.3.map(|sandboxes| (s.0, s.1, s.2, sandboxes)))
+        .collect();
+    let steady: Vec<&(u64, f64, usize, usize)> = steady.iter().collect();
     let third = (steady.len() / 3).max(1);
-    let mean = |xs: &[&Sample], f: &dyn Fn(&Sample) -> f64| xs.iter().map(|s| f(s)).sum::<f64>() / xs.len().max(1) as f64;
+    type Judged = (u64, f64, usize, usize);
+    let mean = |xs: &[&Judged], f: &dyn Fn(&Judged) -> f64| xs.iter().map(|s| f(s)).sum::<f64>() / xs.len().max(1) as f64;
     let (first, last) = (&steady[..third.min(steady.len())], &steady[steady.len().saturating_sub(third)..]);
     let rss = (mean(first, &|s| s.1), mean(last, &|s| s.1));
     let fds = (mean(first, &|s| s.2 as f64), mean(last, &|s| s.2 as f64));
@@ -136,7 +144,7 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
     let var: f64 = steady.iter().map(|s| (s.3 as f64 - mean_sb).powi(2)).sum();
     let cov: f64 = steady.iter().map(|s| (s.3 as f64 - mean_sb) * (s.2 as f64 - mean_fd)).sum();
     let per_sandbox = if var > 0.0 { (cov / var).clamp(0.0, MAX_FDS_PER_SANDBOX) } else { 0.0 };
-    let net = |xs: &[&Sample]| mean(xs, &|s| s.2 as f64 - per_sandbox * s.3 as f64);
+    let net = |xs: &[&Judged]| mean(xs, &|s| s.2 as f64 - per_sandbox * s.3 as f64);
     let net_fds = (net(first), net(last));
     let rss_flat = rss.1 <= rss.0 * 1.15 + 2.0;
     let fds_flat = net_fds.1 <= net_fds.0 + 8.0;
@@ -171,7 +179,8 @@ pub async fn run(seconds: u64, clients: usize, write_docs: bool) -> Result<()> {
         out["open_fds"]["max"], per_sandbox, net_fds.0, net_fds.1, if rss_flat && fds_flat { "yes" } else { "NO" },
     );
     for s in &samples {
-        md.push_str(&format!("{:>5} {:>7.1} {:>4} {:>3}\n", s.0, s.1, s.2, s.3));
+        let sandboxes = s.3.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        md.push_str(&format!("{:>5} {:>7.1} {:>4} {:>3}\n", s.0, s.1, s.2, sandboxes));
     }
     md.push_str("```\n");
     for w in &wrong {
