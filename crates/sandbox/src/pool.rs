@@ -749,11 +749,8 @@ impl Pools {
             let mark = marks.entry(id).or_insert((0, Instant::now()));
             *mark = (mark.0.max(below), Instant::now());
         }
-        let retired: Vec<Arc<FunctionPool>> = {
-            let mut map = self.inner.functions.lock();
-            let keys: Vec<_> = map.keys().filter(|(fid, v)| *fid == id && *v < below).copied().collect();
-            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
-        };
+        let old = |&(fid, v): &(Uuid, u32)| fid == id && v < below;
+        let retired = remove_where(&mut self.inner.functions.lock(), |k, _| old(k));
         for pool in retired {
             pool.retired.store(true, Ordering::Release);
             pool.permits.close();
@@ -764,12 +761,7 @@ impl Pools {
             // Waiters for a busy sandbox look again (and see the pool retired).
             pool.released.notify_waiters();
         }
-        let checked: Vec<Sandbox> = {
-            let mut checked = self.inner.checked.lock();
-            let keys: Vec<_> = checked.keys().filter(|(fid, v)| *fid == id && *v < below).copied().collect();
-            keys.into_iter().filter_map(|k| checked.remove(&k)).collect()
-        };
-        for sb in checked {
+        for sb in remove_where(&mut self.inner.checked.lock(), |k, _| old(k)) {
             self.discard(sb);
         }
     }
@@ -838,11 +830,7 @@ impl Pools {
             });
         }
         self.inner.retired_below.lock().retain(|_, (_, at)| at.elapsed() < RETIRED_MEMORY);
-        {
-            let mut checked = self.inner.checked.lock();
-            let old: Vec<_> = checked.iter().filter(|(_, sb)| sb.last_used.elapsed() > keep_alive).map(|(k, _)| *k).collect();
-            expired.extend(old.into_iter().filter_map(|k| checked.remove(&k)));
-        }
+        expired.extend(remove_where(&mut self.inner.checked.lock(), |_, sb: &Sandbox| sb.last_used.elapsed() > keep_alive));
         for sb in expired {
             self.discard(sb);
         }
@@ -940,6 +928,13 @@ impl Pools {
             evictions: self.inner.evictions.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Removes and returns the entries of `map` that `pred` picks (a stable `HashMap::extract_if`
+/// is newer than this workspace's minimum Rust).
+fn remove_where<K: Copy + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, pred: impl Fn(&K, &V) -> bool) -> Vec<V> {
+    let keys: Vec<K> = map.iter().filter(|(k, v)| pred(k, v)).map(|(k, _)| *k).collect();
+    keys.into_iter().filter_map(|k| map.remove(&k)).collect()
 }
 
 /// MemAvailable / MemTotal from /proc/meminfo (None where it cannot be read).
