@@ -111,6 +111,10 @@ impl From<EngineError> for ApiError {
             EngineError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", message)
             }
+            EngineError::Store(StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %message, "store unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+            }
             EngineError::Store(_) => {
                 tracing::error!(error = %message, "storage failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failure", message)

@@ -244,6 +244,9 @@ pub struct Execution {
     /// What started it (records made before triggers were recorded are `api`).
     #[serde(default)]
     pub trigger: Trigger,
+    /// The cluster node that ran it (`None` on a single-node fnbox).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl Execution {
@@ -297,6 +300,7 @@ impl Execution {
             memory_bytes: self.memory_bytes,
             cold_start: self.cold_start,
             trigger: self.trigger,
+            node: self.node.clone(),
         }
     }
 }

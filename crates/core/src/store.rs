@@ -26,13 +26,23 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, a closed writer).
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The backend cannot be reached right now (a database server down or restarting); the
+    /// store reconnects by itself, so the same request can succeed later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional write found the row changed since it was read (another writer, perhaps
+    /// on another node, got there first).
+    #[error("`{0}` was changed by another writer meanwhile")]
+    Stale(String),
 }
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError>;
-    /// Replaces the stored function with the same name.
-    async fn update_function(&self, f: &Function) -> Result<(), StoreError>;
+    /// Replaces the stored function with the same name, only if it is still the one last
+    /// updated at `expected_updated_at` (compare-and-swap: several nodes may write), else
+    /// [`StoreError::Stale`].
+    async fn update_function(&self, f: &Function, expected_updated_at: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError>;
     /// Deletes a function; its executions stay for the record.
     async fn delete_function(&self, name: &str) -> Result<bool, StoreError>;
     async fn get_function(&self, name: &str) -> Result<Option<Function>, StoreError>;

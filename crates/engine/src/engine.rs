@@ -181,7 +181,7 @@ impl Engine {
             // ready for its first call; only changed code can fail the check.
             self.check_code(&f).await?;
         }
-        if let Err(e) = self.inner.store.update_function(&f).await {
+        if let Err(e) = self.inner.store.update_function(&f, current.updated_at).await {
             self.inner.pools.forget_checked(&f);
             return Err(e.into());
         }
@@ -309,6 +309,7 @@ impl Engine {
             memory_bytes: None,
             cold_start: false,
             trigger,
+            node: None,
         };
         let mut lease = match acquired {
             Ok(lease) => lease,

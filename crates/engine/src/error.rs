@@ -34,6 +34,9 @@ impl From<StoreError> for EngineError {
         match e {
             StoreError::Conflict(name) => EngineError::Conflict(name),
             StoreError::NotFound(name) => EngineError::FunctionNotFound(name),
+            // Another node changed it between our read and our write; our ETag-less caller
+            // sees the same answer as one whose If-Match no longer matches.
+            StoreError::Stale(name) => EngineError::Stale { name, etag: String::new() },
             other => EngineError::Store(other),
         }
     }

@@ -256,8 +256,8 @@ fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize>
     let mut stmt = conn.prepare_cached(
         "INSERT INTO executions (id, function_name, version, runtime, language, input, output,
             output_truncated, status, error_type, error, logs, started_at, started_ms, duration_ms,
-            exec_ms, memory_bytes, cold_start, \"trigger\")
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            exec_ms, memory_bytes, cold_start, \"trigger\", node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?;
     stmt.execute(params![
         e.id.to_string(),
@@ -279,6 +279,7 @@ fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize>
         e.memory_bytes.map(|m| m as i64),
         e.cold_start,
         e.trigger.as_str(),
+        e.node,
     ])
 }
 
@@ -316,7 +317,7 @@ fn row_to_function(r: &Row<'_>) -> rusqlite::Result<Function> {
 }
 
 const EXECUTION_COLUMNS: &str = "id, function_name, version, runtime, language, input, output, output_truncated, \
-     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\"";
+     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\", node";
 
 fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     let id: String = r.get(0)?;
@@ -343,13 +344,19 @@ fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         memory_bytes: r.get::<_, Option<i64>>(14)?.map(|m| m.max(0) as u64),
         cold_start: r.get(15)?,
         trigger: r.get::<_, String>(16)?.parse().map_err(|e: String| parse_err(16, e))?,
+        node: r.get(17)?,
     })
 }
 
-fn function_params(f: &Function) -> Result<[Box<dyn rusqlite::ToSql + Send>; 14], StoreError> {
+/// How a function's times are stored; the compare-and-swap on `updated_at` compares this text.
+fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+fn function_params(f: &Function) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>, StoreError> {
     let env = serde_json::to_string(&f.env).map_err(|e| StoreError::Backend(e.to_string()))?;
     let sample = f.sample_input.as_ref().map(|v| v.to_string());
-    Ok([
+    Ok(vec![
         Box::new(f.id.to_string()),
         Box::new(f.name.clone()),
         Box::new(f.description.clone()),
@@ -362,8 +369,8 @@ fn function_params(f: &Function) -> Result<[Box<dyn rusqlite::ToSql + Send>; 14]
         Box::new(env),
         Box::new(sample),
         Box::new(f.version),
-        Box::new(f.created_at.to_rfc3339()),
-        Box::new(f.updated_at.to_rfc3339()),
+        Box::new(time_text(f.created_at)),
+        Box::new(time_text(f.updated_at)),
     ])
 }
 
@@ -426,8 +433,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_function(&self, f: &Function) -> Result<(), StoreError> {
-        let p = function_params(f)?;
+    async fn update_function(&self, f: &Function, expected_updated_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut p = function_params(f)?;
+        p.push(Box::new(time_text(expected_updated_at)));
         let name = f.name.clone();
         self.write(move |conn| {
             let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
@@ -435,14 +443,20 @@ impl Store for SqliteStore {
                 .execute(
                     "UPDATE functions SET id=?1, description=?3, language=?4, runtime=?5, code=?6, timeout_ms=?7,
                         memory_mb=?8, concurrency=?9, env=?10, sample_input=?11, version=?12, created_at=?13,
-                        updated_at=?14 WHERE name=?2",
+                        updated_at=?14 WHERE name=?2 AND updated_at=?15",
                     refs.as_slice(),
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                Err(StoreError::NotFound(name))
+            if n > 0 {
+                return Ok(());
+            }
+            let exists: bool = conn
+                .query_row("SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)", [&name], |r| r.get(0))
+                .map_err(backend)?;
+            if exists {
+                Err(StoreError::Stale(name))
             } else {
-                Ok(())
+                Err(StoreError::NotFound(name))
             }
         })
         .await
@@ -827,6 +841,7 @@ mod tests {
             memory_bytes: Some(1 << 20),
             cold_start: true,
             trigger: fnbox_core::Trigger::Api,
+            node: None,
         }
     }
 
@@ -838,14 +853,18 @@ mod tests {
         store.insert_function(&f).await.expect("insert");
         assert!(matches!(store.insert_function(&f).await, Err(StoreError::Conflict(_))));
         assert_eq!(store.get_function("a").await.expect("get"), Some(f.clone()));
+        let read_at = f.updated_at;
         f.version = 2;
         f.code = "x".into();
-        store.update_function(&f).await.expect("update");
+        f.updated_at = read_at + chrono::Duration::milliseconds(5);
+        store.update_function(&f, read_at).await.expect("update");
+        // A second writer that read the same state loses: the row changed under it.
+        assert!(matches!(store.update_function(&f, read_at).await, Err(StoreError::Stale(_))));
         assert_eq!(store.get_function("a").await.expect("get").map(|f| f.version), Some(2));
         assert_eq!(store.list_functions().await.expect("list").len(), 1);
         assert!(store.delete_function("a").await.expect("delete"));
         assert!(!store.delete_function("a").await.expect("delete"));
-        assert!(matches!(store.update_function(&f).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(store.update_function(&f, f.updated_at).await, Err(StoreError::NotFound(_))));
     }
 
     #[tokio::test]
@@ -1055,6 +1074,7 @@ mod scale {
                         memory_bytes: Some(8 << 20),
                         cold_start: n % 100 == 0,
                         trigger: fnbox_core::Trigger::Api,
+                        node: None,
                     };
                     store.record_execution(e).await.expect("record");
                 }
