@@ -3,6 +3,7 @@
 //! * [`backend`] — the `SandboxBackend` trait (create, start, channel, stop, stats) that the
 //!   rest of fnbox sees; [`docker`] implements it on the Docker Engine API for runc and runsc.
 //! * [`sandbox`] — a started sandbox and the framed protocol spoken with its bootstrap.
+//! * [`fake`] — an in-process backend speaking the bootstrap protocol, for tests.
 //! * [`pool`] — warm pools: sandboxes kept alive per function version, plus pre-started
 //!   generic sandboxes per (language, runtime, memory) waiting for code.
 
@@ -10,6 +11,7 @@ pub mod backend;
 mod cgroup;
 pub mod channel;
 pub mod docker;
+pub mod fake;
 pub mod pool;
 pub mod protocol;
 pub mod sandbox;
@@ -17,5 +19,6 @@ pub mod sandbox;
 pub use backend::{ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
 pub use channel::ChannelKind;
 pub use docker::{ChannelPreference, DockerBackend, DockerConfig};
+pub use fake::FakeBackend;
 pub use pool::{Lease, PoolConfig, PoolError, PoolStats, Pools};
 pub use sandbox::{near_memory_limit, InvokeOutcome, LoadFailure, Sandbox};
