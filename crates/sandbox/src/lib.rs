@@ -20,5 +20,5 @@ pub use backend::{ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, Sandbox
 pub use channel::ChannelKind;
 pub use docker::{ChannelPreference, DockerBackend, DockerConfig};
 pub use fake::FakeBackend;
-pub use pool::{Lease, PoolConfig, PoolError, PoolStats, Pools};
+pub use pool::{Lease, PoolConfig, PoolError, PoolStats, Pools, Room, WarmVersion};
 pub use sandbox::{near_memory_limit, InvokeOutcome, LoadFailure, Sandbox};

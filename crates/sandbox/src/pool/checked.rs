@@ -1,0 +1,56 @@
+//! Checked sandboxes: the one that compiled a version's code is kept for that version's first
+//! cold start and for nothing else.
+
+use std::time::Instant;
+
+use fnbox_core::{ErrorInfo, Function};
+
+use super::Pools;
+use crate::backend::{SandboxError, SandboxKey};
+use crate::sandbox::Sandbox;
+
+impl Pools {
+    /// Compiles a function version's code without running it, in a sandbox of its own
+    /// language, runtime and memory size. That sandbox has held the code from then on, so it
+    /// never goes back to the generic pool: when the code compiles it is kept for this
+    /// version's first cold start, else destroyed. `Ok(None)` means the code compiles.
+    pub async fn check(&self, f: &Function) -> Result<Option<ErrorInfo>, SandboxError> {
+        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
+        let mut sb = match self.take_generic(key) {
+            Some(sb) => sb,
+            None => self.launch(key, Some(f)).await?,
+        };
+        self.refill(key);
+        let result = sb.check(&f.code, self.inner.config.check_timeout).await;
+        let retired = self.is_retired_version(f);
+        if matches!(result, Ok(None)) && !retired {
+            sb.last_used = Instant::now();
+            if let Some(old) = self.inner.checked.lock().insert((f.id, f.version), sb) {
+                self.discard(old);
+            }
+        } else {
+            self.discard(sb);
+        }
+        result
+    }
+
+    /// Destroys the sandbox kept from checking a version that was then not stored.
+    pub fn forget_checked(&self, f: &Function) {
+        let sb = self.inner.checked.lock().remove(&(f.id, f.version));
+        if let Some(sb) = sb {
+            self.discard(sb);
+        }
+    }
+
+    /// The sandbox that checked this version's code, if it is still alive.
+    pub(super) fn take_checked(&self, f: &Function) -> Option<Sandbox> {
+        let sb = self.inner.checked.lock().remove(&(f.id, f.version))?;
+        if sb.is_alive() {
+            Some(sb)
+        } else {
+            self.discard(sb);
+            None
+        }
+    }
+}
+
