@@ -103,6 +103,17 @@ struct ServeArgs {
     /// Seconds a connection (HTTP/2 included) may stay open without a request in flight.
     #[arg(long, default_value_t = 60)]
     idle_timeout_secs: u64,
+    /// Join a cluster: NATS servers (JetStream on), comma-separated, e.g.
+    /// `nats://10.0.0.1:4222,nats://10.0.0.2:4222`. Needs a shared `--store postgres://…`.
+    #[arg(long, env = "FNBOX_CLUSTER", value_delimiter = ',')]
+    cluster: Vec<String>,
+    /// This node's name in the cluster (letters, digits, `-`, `_`); default: the host name.
+    #[arg(long, env = "FNBOX_NODE_ID")]
+    node_id: Option<String>,
+    /// The URL other nodes and users reach this node's API at (shown in `fnbox cluster`);
+    /// default: http://<--addr>.
+    #[arg(long, env = "FNBOX_ADVERTISE")]
+    advertise: Option<String>,
 }
 
 /// File descriptors kept for everything but client connections: sandbox channels, dockerd,
@@ -336,6 +347,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     )
     .await?;
 
+    if !args.cluster.is_empty() {
+        let node = node_id(args.node_id.as_deref())?;
+        let cluster = fnbox_cluster_nats::NatsCluster::connect(&args.cluster, &node)
+            .await
+            .context("joining the cluster")?;
+        let advertise = args.advertise.clone().unwrap_or_else(|| format!("http://{}", args.addr));
+        engine.join_cluster(Arc::new(cluster), Some(advertise)).await.context("joining the cluster")?;
+        tracing::info!(node = %node, nats = %args.cluster.join(","), "cluster node ready");
+    }
+
     spawn_retention(engine.clone(), args.retention_days, args.retention_max);
 
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
@@ -346,13 +367,24 @@ async fn serve(args: ServeArgs) -> Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
     };
     tracing::info!(max_connections = serve_config.max_connections, "connections limited");
-    fnbox_api::serve(listener, engine, auth, serve_config, shutdown_signal()).await?;
+    fnbox_api::serve(listener, engine.clone(), auth, serve_config, shutdown_signal()).await?;
+    engine.leave_cluster().await;
     tracing::info!("shutting down: removing sandboxes");
     match pools.shutdown().await {
         Ok(n) => tracing::info!(removed = n, "sandboxes removed"),
         Err(e) => tracing::warn!(error = %e, "could not remove all sandboxes"),
     }
     Ok(())
+}
+
+/// The node id from `--node-id`, else the host name (checked: it goes into NATS subjects).
+fn node_id(flag: Option<&str>) -> Result<String> {
+    let id = match flag {
+        Some(id) => id.to_owned(),
+        None => std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default(),
+    };
+    fnbox_cluster::valid_node_id(&id).map_err(|e| anyhow::anyhow!("--node-id: {e}"))?;
+    Ok(id)
 }
 
 /// Three quarters of the host's memory, leaving room for fnbox, dockerd and the rest.

@@ -203,6 +203,23 @@ impl Auth {
         });
     }
 
+    /// Reloads the keys each time `changes` fires (another node changed them).
+    pub fn follow(&self, mut changes: tokio::sync::broadcast::Receiver<()>) {
+        let auth = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if let Err(e) = auth.reload().await {
+                            tracing::warn!(error = %e, "reloading API keys failed; the next poll retries");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
     /// Writes the last-use times that changed since the last write, in one transaction.
     pub async fn flush_last_used(&self) {
         let pending: Vec<(Arc<Entry>, i64)> = self

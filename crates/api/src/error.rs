@@ -111,6 +111,7 @@ impl From<EngineError> for ApiError {
             EngineError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", message)
             }
+            EngineError::NodeLost(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", message),
             EngineError::Store(StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %message, "store unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)

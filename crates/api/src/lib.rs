@@ -127,6 +127,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     auth.spawn_maintenance();
+    // Keys created or revoked on another node: reload now, not at the next poll.
+    auth.follow(engine.key_changes());
     let app = router(engine, auth);
     serve::run(listener, app, config, shutdown).await
 }

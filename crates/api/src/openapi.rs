@@ -22,6 +22,7 @@ use crate::routes;
     modifiers(&CrossCutting),
     paths(
         routes::health::healthz,
+        routes::cluster::view,
         routes::functions::list,
         routes::functions::create,
         routes::functions::get,

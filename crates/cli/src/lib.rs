@@ -56,6 +56,8 @@ pub enum Command {
     },
     /// Show server and runtime health.
     Health,
+    /// List the cluster's nodes: runtimes, sandboxes, load, last heartbeat.
+    Cluster,
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +468,32 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                     t.add_row(vec![label.to_string(), f(&c["docker"][key]), f(&c["gvisor"][key]), ratio(key)]);
                 }
                 println!("{name}: {iterations} warm calls per runtime, concurrency {concurrency}");
+                println!("{t}");
+            }
+        }
+        Command::Cluster => {
+            let c = client.ok(Method::GET, "/api/v1/cluster", None).await?;
+            if opts.json {
+                print_json(&c);
+            } else {
+                let me = c["node"].as_str().unwrap_or("");
+                println!("mode: {}{}", cell(&c["mode"]), if me.is_empty() { String::new() } else { format!(" (answered by {me})") });
+                let mut t = table(&["node", "state", "api", "runtimes", "sandboxes", "idle", "running", "memory MB", "heartbeat"]);
+                for n in c["nodes"].as_array().into_iter().flatten() {
+                    let runtimes: Vec<String> = n["runtimes"].as_array().into_iter().flatten().map(cell).collect();
+                    let state = if n["live"].as_bool().unwrap_or(false) { "live" } else { "gone" };
+                    t.add_row(vec![
+                        cell(&n["id"]),
+                        state.into(),
+                        cell(&n["api_url"]),
+                        runtimes.join(","),
+                        format!("{}/{}", cell(&n["sandboxes"]), cell(&n["max_sandboxes"])),
+                        cell(&n["idle_sandboxes"]),
+                        cell(&n["running"]),
+                        format!("{}/{}", cell(&n["memory_committed_mb"]), cell(&n["memory_budget_mb"])),
+                        format!("{} ms ago", cell(&n["last_heartbeat_ms"])),
+                    ]);
+                }
                 println!("{t}");
             }
         }

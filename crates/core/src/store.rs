@@ -38,6 +38,12 @@ pub enum StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Whether the backend answered the last time it was tried (no I/O: a down database makes
+    /// calls answer 503 at once instead of running a function whose record cannot be kept).
+    fn available(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError>;
     /// Replaces the stored function with the same name, only if it is still the one last
     /// updated at `expected_updated_at` (compare-and-swap: several nodes may write), else

@@ -55,19 +55,24 @@ const MAX_OUTPUT_DEPTH: usize = 127;
 /// The platform's core service. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: Arc<dyn Store>,
     pools: Pools,
     config: EngineConfig,
     /// Every function, by name. The store is the truth; this saves a read per invocation.
-    functions: RwLock<HashMap<String, Arc<Function>>>,
+    pub(crate) functions: RwLock<HashMap<String, Arc<Function>>>,
     executions: broadcast::Sender<Arc<Execution>>,
     /// Creates, updates and deletes run one at a time: each reads the current function,
     /// checks code and writes, and two interleaved would lose one update or reuse a version.
+    /// (Across nodes the store's compare-and-swap decides.)
     writes: tokio::sync::Mutex<()>,
+    /// Set once this node joins a cluster.
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Membership>,
+    /// Fires when another node changed the API keys.
+    pub(crate) key_changes: broadcast::Sender<()>,
 }
 
 impl Engine {
@@ -92,6 +97,8 @@ impl Engine {
                 functions: RwLock::new(functions),
                 executions: tx,
                 writes: tokio::sync::Mutex::new(()),
+                cluster: std::sync::OnceLock::new(),
+                key_changes: broadcast::channel(16).0,
             }),
         })
     }
@@ -152,6 +159,7 @@ impl Engine {
         }
         let f = Arc::new(f);
         self.inner.functions.write().insert(f.name.clone(), f.clone());
+        self.announce_function(&f);
         tracing::info!(function = %f.name, language = %f.language, runtime = %f.runtime, "function created");
         Ok(f)
     }
@@ -165,7 +173,12 @@ impl Engine {
         if_match: Option<&str>,
     ) -> Result<Arc<Function>, EngineError> {
         let _writing = self.inner.writes.lock().await;
-        let current = self.get_function(name)?;
+        let current = if self.inner.cluster.get().is_some() {
+            // Another node may have changed it a moment ago: start from the store's copy.
+            self.refresh_function(name).await?.ok_or_else(|| EngineError::FunctionNotFound(name.to_owned()))?
+        } else {
+            self.get_function(name)?
+        };
         if let Some(expected) = if_match {
             let etag = current.etag();
             if !etag_matches(expected, &etag) {
@@ -187,6 +200,7 @@ impl Engine {
         }
         let f = Arc::new(f);
         self.inner.functions.write().insert(f.name.clone(), f.clone());
+        self.announce_function(&f);
         if new_version {
             // Sandboxes of the old version finish their current call and are not reused;
             // calls still waiting for one run the new version instead.
@@ -205,6 +219,7 @@ impl Engine {
             return Err(EngineError::FunctionNotFound(name.to_owned()));
         }
         self.inner.functions.write().remove(name);
+        self.announce_function(&f);
         // Calls still waiting for a sandbox of it answer "not found"; none is started for it.
         self.inner.pools.retire(f.id, u32::MAX);
         tracing::info!(function = %name, "function deleted");
@@ -252,12 +267,14 @@ impl Engine {
     /// or lose its record.
     pub async fn invoke(&self, name: &str, event: Box<RawValue>) -> Result<Execution, EngineError> {
         validate_name(name).map_err(|_| EngineError::FunctionNotFound(name.to_owned()))?;
-        let f = self.get_function(name)?;
+        let f = self.resolve_function(name).await?;
         let limit = self.inner.config.limits.max_input_bytes;
         if event.get().len() > limit {
             return Err(EngineError::InputTooLarge { size: event.get().len(), limit });
         }
-        self.invoke_as(f, event, Trigger::Api).await
+        // While the store is down nothing could be recorded: say so at once, run nothing.
+        self.inner.store.available()?;
+        self.route(f, event, Trigger::Api).await
     }
 
     /// Runs `f` (which need not be in the function list: a comparison's copy) on its own task.
@@ -309,7 +326,7 @@ impl Engine {
             memory_bytes: None,
             cold_start: false,
             trigger,
-            node: None,
+            node: self.node_id().map(str::to_owned),
         };
         let mut lease = match acquired {
             Ok(lease) => lease,
@@ -455,10 +472,19 @@ impl Engine {
         ];
         metrics::counter!("fnbox_invocations_total", &labels).increment(1);
         metrics::histogram!("fnbox_invocation_duration_seconds", &labels).record(record.duration_ms / 1000.0);
-        if self.inner.executions.receiver_count() > 0 {
-            let _ = self.inner.executions.send(Arc::new(record.for_stream(STREAM_TEXT_BYTES)));
+        if self.inner.executions.receiver_count() > 0 || self.inner.cluster.get().is_some() {
+            let event = Arc::new(record.for_stream(STREAM_TEXT_BYTES));
+            self.publish_execution(&event);
+            self.stream(event);
         }
         Ok(exec)
+    }
+
+    /// Hands an execution to this node's live-stream subscribers, if any.
+    pub(crate) fn stream(&self, e: Arc<Execution>) {
+        if self.inner.executions.receiver_count() > 0 {
+            let _ = self.inner.executions.send(e);
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub enum EngineError {
     /// No sandbox can be started right now (daemon down, runtime missing).
     #[error("{0}")]
     Unavailable(String),
+    /// The call was forwarded to another node that stopped answering: it may have run there.
+    #[error("{0}")]
+    NodeLost(String),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -1,6 +1,7 @@
 //! The engine: function lifecycle and invocation. It ties the store to the sandbox pools
 //! and turns whatever a sandbox did into an execution record. It knows nothing of HTTP.
 
+mod cluster;
 mod engine;
 mod error;
 mod insights;

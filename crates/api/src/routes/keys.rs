@@ -37,6 +37,7 @@ pub struct CreatedKey {
         (status = 422, description = "Invalid name or role", body = ErrorBody)))]
 pub async fn create(State(s): State<AppState>, Body(req): Body<CreateKey>) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let (key, token) = s.auth.create_key(&req.name, req.role).await?;
+    s.engine.keys_changed();
     tracing::info!(id = %key.id, name = %key.name, role = %key.role, "API key created");
     Ok((StatusCode::CREATED, Json(CreatedKey { key, token })))
 }
@@ -66,6 +67,7 @@ pub async fn revoke(
         ));
     }
     s.auth.revoke_key(&id).await?;
+    s.engine.keys_changed();
     tracing::info!(%id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

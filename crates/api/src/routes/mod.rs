@@ -1,5 +1,6 @@
 //! One file per API resource.
 
+pub(crate) mod cluster;
 pub(crate) mod comparisons;
 pub(crate) mod executions;
 pub(crate) mod functions;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/executions/{id}", get(executions::get))
         .route("/api/v1/templates", get(templates::list))
         .route("/api/v1/pools", get(pools::stats))
+        .route("/api/v1/cluster", get(cluster::view))
         .route("/api/v1/functions/{name}/compare", post(comparisons::compare))
         .route("/api/v1/comparisons", get(comparisons::list))
         .route("/api/v1/comparisons/{id}", get(comparisons::get))

@@ -1,0 +1,84 @@
+//! Heartbeats: put this node's state every [`HEARTBEAT`], watch everyone's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::kv::Operation;
+use fnbox_cluster::{NodeHandler, NodeInfo};
+use futures_util::StreamExt;
+
+use crate::subjects::NODES_BUCKET;
+use crate::view::View;
+use crate::NatsClusterError;
+
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Heartbeats expire from the bucket after this (a node killed without leaving disappears
+/// from a new node's first read). Routing does not wait for it: see `view::LIVE_WINDOW`.
+const BUCKET_TTL: Duration = Duration::from_secs(10);
+
+pub async fn open_bucket(js: &jetstream::Context, replicas: usize) -> Result<jetstream::kv::Store, NatsClusterError> {
+    let err = |reason: String| NatsClusterError::Bucket { bucket: NODES_BUCKET.into(), reason };
+    if let Ok(kv) = js.get_key_value(NODES_BUCKET).await {
+        return Ok(kv);
+    }
+    let config = jetstream::kv::Config {
+        bucket: NODES_BUCKET.into(),
+        description: "fnbox node heartbeats".into(),
+        history: 1,
+        max_age: BUCKET_TTL,
+        // Heartbeats are worthless after a few seconds: no need to write them to disk.
+        storage: jetstream::stream::StorageType::Memory,
+        num_replicas: replicas,
+        max_value_size: 1024 * 1024,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(kv) => Ok(kv),
+        // Another node created it at the same moment.
+        Err(create) => js.get_key_value(NODES_BUCKET).await.map_err(|_| err(create.to_string())),
+    }
+}
+
+pub fn spawn(kv: jetstream::kv::Store, view: Arc<View>, handler: Arc<dyn NodeHandler>, me: String) {
+    let put_kv = kv.clone();
+    let put_view = view.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let info = handler.heartbeat();
+            put_view.heard(info.clone());
+            let Ok(body) = serde_json::to_vec(&info) else { continue };
+            if let Err(e) = put_kv.put(&me, body.into()).await {
+                tracing::warn!(error = %e, "cluster: heartbeat not sent");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            match kv.watch_all().await {
+                Ok(mut watch) => {
+                    while let Some(entry) = watch.next().await {
+                        match entry {
+                            Ok(e) if e.operation == Operation::Put => match serde_json::from_slice::<NodeInfo>(&e.value) {
+                                Ok(info) if info.id == e.key => view.heard(info),
+                                Ok(_) => tracing::warn!(key = %e.key, "cluster: heartbeat under another node's key ignored"),
+                                Err(err) => tracing::debug!(key = %e.key, error = %err, "cluster: unreadable heartbeat ignored"),
+                            },
+                            Ok(e) => view.left(&e.key),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "cluster: heartbeat watch failed; watching again");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cluster: cannot watch heartbeats; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}

@@ -1,0 +1,500 @@
+//! Cluster mode, for real: `scripts/cluster.sh up` starts PostgreSQL, three NATS servers
+//! clustered with JetStream, and three fnbox nodes, each in its own network namespace with its
+//! own dockerd. The phases run in order on one cluster (bringing one up takes a while):
+//! changes reach every node, examples run through every node, calls find the warm sandbox
+//! wherever it is, a node killed under load, a NATS server killed, PostgreSQL restarted.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    urls: Vec<String>,
+    http: reqwest::Client,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh")
+}
+
+impl Cluster {
+    fn ctl(&self, args: &[&str]) {
+        let out = Command::new("bash")
+            .arg(script())
+            .args(args)
+            .env("CLUSTER_DIR", self.dir.path())
+            .output()
+            .expect("run scripts/cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster.sh {args:?} failed:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+    }
+
+    fn up() -> Cluster {
+        let dir = tempfile::Builder::new().prefix("fnbox-cluster-test").tempdir().expect("tempdir");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        let c = Cluster { dir, urls: Vec::new(), http };
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("up")
+            .env("CLUSTER_DIR", c.dir.path())
+            // Its own names and subnet: a user's `make cluster` can run beside the test.
+            .env("CLUSTER_NAME", "fnboxt")
+            .env("CLUSTER_SUBNET", "10.214.0")
+            .env("FNBOX_BIN", env!("CARGO_BIN_EXE_fnbox"))
+            .output()
+            .expect("run scripts/cluster.sh up");
+        assert!(
+            out.status.success(),
+            "cluster.sh up failed:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            c.logs()
+        );
+        let urls: Vec<String> = std::fs::read_to_string(c.dir.path().join("urls"))
+            .expect("urls file")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(urls.len(), 3, "three node URLs: {urls:?}");
+        Cluster { urls, ..c }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 1..=3 {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("node{i}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+            out.push_str(&format!("--- node{i}.log (tail) ---\n{tail}\n"));
+        }
+        out
+    }
+
+    async fn request(&self, node: usize, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+        let mut req = self.http.request(method, format!("{}{path}", self.urls[node]));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    async fn get(&self, node: usize, path: &str) -> (u16, Value) {
+        self.request(node, reqwest::Method::GET, path, None).await.unwrap_or_else(|e| panic!("GET {path} on node {node}: {e}"))
+    }
+
+    async fn post(&self, node: usize, path: &str, body: &Value) -> (u16, Value) {
+        self.request(node, reqwest::Method::POST, path, Some(body))
+            .await
+            .unwrap_or_else(|e| panic!("POST {path} on node {node}: {e}"))
+    }
+
+    async fn create(&self, node: usize, body: Value) {
+        let (status, f) = self.post(node, "/api/v1/functions", &body).await;
+        assert_eq!(status, 201, "create {body}: {f}\n{}", self.logs());
+    }
+
+    async fn invoke(&self, node: usize, name: &str, input: &Value) -> Value {
+        let (status, r) = self.post(node, &format!("/api/v1/functions/{name}/invoke"), input).await;
+        assert_eq!(status, 200, "invoke {name} on node {node}: {r}\n{}", self.logs());
+        r
+    }
+
+    /// Every recorded execution of `function`, all pages.
+    async fn executions(&self, node: usize, function: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/executions?function={function}&limit=500");
+            if let Some(b) = &before {
+                path.push_str(&format!("&before={b}"));
+            }
+            let (status, page) = self.get(node, &path).await;
+            assert_eq!(status, 200, "{page}");
+            let page = page.as_array().cloned().unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().and_then(|e| e["id"].as_str()).map(str::to_owned);
+            all.extend(page);
+        }
+        all
+    }
+
+    /// Container ids in node `i`'s own dockerd (1-based).
+    fn containers(&self, i: usize) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--no-trunc"])
+            .env("DOCKER_HOST", format!("unix://{}/node{i}/docker.sock", self.dir.path().display()))
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script()).arg("down").env("CLUSTER_DIR", self.dir.path()).status();
+    }
+}
+
+const SLEEPY_PY: &str = "import time\ndef handler(event, context):\n    time.sleep(event.get('ms', 0) / 1000)\n    return {'n': event.get('n')}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_in_namespaces_on_postgres_and_nats() {
+    let c = Cluster::up();
+    for node in 0..3 {
+        let (status, h) = c.get(node, "/healthz").await;
+        assert_eq!(status, 200, "node {node}: {h}");
+        assert_eq!(h["runtimes"]["docker"]["available"], json!(true), "{h}");
+        assert_eq!(h["runtimes"]["gvisor"]["available"], json!(true), "{h}");
+    }
+    // Every node sees all three.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = c.get(2, "/api/v1/cluster").await;
+        let live = v["nodes"].as_array().map_or(0, |n| n.iter().filter(|n| n["live"] == json!(true)).count());
+        if live == 3 {
+            assert_eq!(v["mode"], json!("cluster"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "three live nodes expected: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    changes_reach_every_node_within_a_second(&c).await;
+    examples_through_every_node(&c).await;
+    calls_find_the_warm_sandbox_wherever_it_is(&c).await;
+    a_nats_server_killed(&c).await;
+    postgres_restarted(&c).await;
+    a_node_killed_under_load(&c).await;
+}
+
+async fn changes_reach_every_node_within_a_second(c: &Cluster) {
+    c.create(0, json!({"name": "spread", "language": "python", "runtime": "docker", "code": SLEEPY_PY})).await;
+    let created = Instant::now();
+    for node in [1, 2] {
+        loop {
+            let (status, r) = c.post(node, "/api/v1/functions/spread/invoke", &json!({"n": node})).await;
+            if status == 200 {
+                assert_eq!(r["output"], json!({"n": node}), "{r}");
+                break;
+            }
+            assert_eq!(status, 404, "{r}");
+            assert!(created.elapsed() < Duration::from_secs(1), "node {node} did not know `spread` within 1 s: {r}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // A settings change made on node 2 is what node 3 then shows.
+    let (status, f) = c
+        .request(1, reqwest::Method::PUT, "/api/v1/functions/spread", Some(&json!({"timeout_ms": 4321})))
+        .await
+        .expect("PUT");
+    assert_eq!(status, 200, "{f}");
+    let changed = Instant::now();
+    loop {
+        let (_, f) = c.get(2, "/api/v1/functions/spread").await;
+        if f["timeout_ms"] == json!(4321) {
+            break;
+        }
+        assert!(changed.elapsed() < Duration::from_secs(1), "node 3 still shows {f}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Keys: one created on node 1 works on node 3 within a second.
+    let (status, k) = c.post(0, "/api/v1/keys", &json!({"name": "cluster-test", "role": "admin"})).await;
+    assert_eq!(status, 201, "{k}");
+    let token = k["token"].as_str().expect("token").to_owned();
+    let made = Instant::now();
+    loop {
+        let resp = c
+            .http
+            .get(format!("{}/api/v1/functions", c.urls[2]))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("GET with key");
+        // Keys are on everywhere now: without one, node 3 refuses.
+        let without = c.http.get(format!("{}/api/v1/functions", c.urls[2])).send().await.expect("GET");
+        if resp.status() == 200 && without.status() == 401 {
+            break;
+        }
+        assert!(made.elapsed() < Duration::from_secs(1), "node 3: with key {}, without {}", resp.status(), without.status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Revoke it again: the rest of the test runs without keys.
+    let id = k["key"]["id"].as_str().expect("id");
+    let resp = c.http.delete(format!("{}/api/v1/keys/{id}", c.urls[1])).bearer_auth(&token).send().await.expect("DELETE");
+    assert_eq!(resp.status(), 204);
+    let revoked = Instant::now();
+    loop {
+        let without = c.http.get(format!("{}/api/v1/functions", c.urls[0])).send().await.expect("GET");
+        if without.status() == 200 {
+            break;
+        }
+        assert!(revoked.elapsed() < Duration::from_secs(1), "node 1 still requires keys");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn contract() -> Vec<(&'static str, Value, Value)> {
+    vec![
+        ("hello", json!({"name": "Bob"}), json!("Hello, Bob!")),
+        ("calculator", json!({"operation": "add", "num1": 10, "num2": 5}), json!(15)),
+        ("fibonacci", json!({"n": 10}), json!(55)),
+        ("strings", json!({"text": "Hello World", "operation": "uppercase"}), json!("HELLO WORLD")),
+        ("json", json!({"data": {"name": "John", "age": 30}, "operation": "keys"}), json!(["name", "age"])),
+        ("arrays", json!({"array": [1, 5, 3, 9, 2], "operation": "sum"}), json!(20)),
+        ("dates", json!({"date": "2023-01-15T12:30:45Z", "format": "iso"}), json!("2023-01-15T12:30:45Z")),
+    ]
+}
+
+async fn examples_through_every_node(c: &Cluster) {
+    let (_, templates) = c.get(0, "/api/v1/templates").await;
+    let templates = templates.as_array().cloned().unwrap_or_default();
+    let mut ran_on: HashSet<String> = HashSet::new();
+    for runtime in ["docker", "gvisor"] {
+        for language in ["python", "javascript"] {
+            for (i, (slug, input, expected)) in contract().into_iter().enumerate() {
+                let t = templates
+                    .iter()
+                    .find(|t| t["slug"] == json!(slug) && t["language"] == json!(language))
+                    .unwrap_or_else(|| panic!("template {slug}/{language}"));
+                let name = format!("ex-{slug}-{}-{runtime}", &language[..2]);
+                c.create(i % 3, json!({"name": name, "language": language, "runtime": runtime, "code": t["code"]})).await;
+                for node in 0..3 {
+                    let r = c.invoke(node, &name, &input).await;
+                    assert_eq!(r["status"], json!("success"), "{name} via node {node}: {r}");
+                    assert_eq!(r["output"], expected, "{name} via node {node}: {r}");
+                    assert_eq!(r["runtime"], json!(runtime));
+                    let ran = r["node"].as_str().unwrap_or_else(|| panic!("the record names its node: {r}"));
+                    ran_on.insert(ran.to_owned());
+                }
+            }
+        }
+    }
+    // 28 functions homed by hashing: every node served some.
+    assert_eq!(ran_on.len(), 3, "functions ran on {ran_on:?}");
+}
+
+async fn calls_find_the_warm_sandbox_wherever_it_is(c: &Cluster) {
+    for runtime in ["docker", "gvisor"] {
+        let name = format!("roundrobin-{runtime}");
+        c.create(0, json!({"name": name, "language": "python", "runtime": runtime, "code": SLEEPY_PY})).await;
+        let mut cold = 0;
+        let mut nodes = HashSet::new();
+        for i in 0..60 {
+            let r = c.invoke(i % 3, &name, &json!({"n": i})).await;
+            assert_eq!(r["output"], json!({"n": i}), "{r}");
+            if r["cold_start"] == json!(true) {
+                cold += 1;
+            }
+            nodes.insert(r["node"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(cold, 1, "{name}: 60 round-robin calls started {cold} sandboxes (ran on {nodes:?})");
+        assert_eq!(nodes.len(), 1, "{name}: all calls ran where the warm sandbox is: {nodes:?}");
+        let records = c.executions(1, &name).await;
+        assert_eq!(records.len(), 60, "one record per call");
+    }
+}
+
+async fn a_nats_server_killed(c: &Cluster) {
+    c.ctl(&["kill-nats", "2"]);
+    // Clients connected to it move to the others; give them a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..30 {
+        let r = c.invoke(i % 3, "spread", &json!({"n": i})).await;
+        assert_eq!(r["output"], json!({"n": i}), "{r}");
+    }
+    // A change still reaches every node.
+    c.create(2, json!({"name": "after-nats", "language": "javascript", "runtime": "docker",
+        "code": "exports.handler = async (e) => ({ok: e.n});"}))
+    .await;
+    let r = c.invoke(0, "after-nats", &json!({"n": 7})).await;
+    assert_eq!(r["output"], json!({"ok": 7}));
+    c.ctl(&["start-nats", "2"]);
+}
+
+async fn postgres_restarted(c: &Cluster) {
+    let mut acknowledged = Vec::new();
+    for i in 0..9 {
+        let r = c.invoke(i % 3, "spread", &json!({"n": i})).await;
+        acknowledged.push(r["id"].as_str().expect("id").to_owned());
+    }
+    c.ctl(&["stop-pg"]);
+    // Meanwhile: a clear 503 from every node (not a hang, not a 500).
+    for node in 0..3 {
+        let started = Instant::now();
+        let mut saw = None;
+        while started.elapsed() < Duration::from_secs(10) {
+            let (status, r) = c.post(node, "/api/v1/functions/spread/invoke", &json!({"n": 1})).await;
+            if status == 503 {
+                saw = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = saw.unwrap_or_else(|| panic!("node {node}: no 503 while PostgreSQL is down"));
+        assert_eq!(r["error"]["code"], json!("store_unavailable"), "{r}");
+    }
+    c.ctl(&["start-pg"]);
+    // Recovery without restarting any node.
+    for node in 0..3 {
+        let started = Instant::now();
+        loop {
+            let (status, r) = c.post(node, "/api/v1/functions/spread/invoke", &json!({"n": 5})).await;
+            if status == 200 {
+                acknowledged.push(r["id"].as_str().expect("id").to_owned());
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "node {node} did not recover: {status} {r}\n{}", c.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for id in &acknowledged {
+        let (status, e) = c.get(0, &format!("/api/v1/executions/{id}")).await;
+        assert_eq!(status, 200, "acknowledged execution {id} lost: {e}");
+    }
+}
+
+async fn a_node_killed_under_load(c: &Cluster) {
+    let timeout_ms = 2000u64;
+    c.create(0, json!({"name": "load", "language": "python", "runtime": "docker", "code": SLEEPY_PY,
+        "timeout_ms": timeout_ms, "concurrency": 8}))
+    .await;
+    // Warm the function where it lives, and find that node: it is the one to kill (calls on it
+    // are in flight when it dies).
+    let r = c.invoke(0, "load", &json!({"n": 0})).await;
+    let victim_id = r["node"].as_str().expect("node").to_owned();
+    let (_, view) = c.get(0, "/api/v1/cluster").await;
+    let victim_url = view["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == json!(victim_id)))
+        .and_then(|n| n["api_url"].as_str())
+        .expect("victim url")
+        .to_owned();
+    let victim = c.urls.iter().position(|u| u.trim_end_matches('/') == victim_url.trim_end_matches('/')).expect("victim index");
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let old_containers = c.containers(victim + 1);
+    assert!(!old_containers.is_empty(), "the victim runs sandboxes");
+
+    // 8 clients, spread over the three nodes until the kill, then over the two left.
+    let killed_at = std::sync::Arc::new(parking_lot_free::Flag::default());
+    let mut tasks = Vec::new();
+    for client in 0..8usize {
+        let http = c.http.clone();
+        let urls = c.urls.clone();
+        let survivors = survivors.clone();
+        let killed = killed_at.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for i in 0..40usize {
+                let node = if killed.get() { survivors[(client + i) % 2] } else { (client + i) % 3 };
+                let t0 = Instant::now();
+                let resp = http
+                    .post(format!("{}/api/v1/functions/load/invoke", urls[node]))
+                    .json(&json!({"n": i, "ms": 150}))
+                    .send()
+                    .await;
+                let took = t0.elapsed();
+                let outcome = match resp {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body: Value = r.json().await.unwrap_or(Value::Null);
+                        Ok((status, body))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                results.push((node, took, outcome));
+            }
+            results
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.ctl(&["kill-node", &(victim + 1).to_string()]);
+    killed_at.set();
+    let killed = Instant::now();
+    let mut answered: HashMap<String, usize> = HashMap::new();
+    let mut unavailable = 0;
+    for t in tasks {
+        for (node, took, outcome) in t.await.expect("client task") {
+            match outcome {
+                Ok((200, body)) => {
+                    assert_eq!(body["status"], json!("success"), "{body}");
+                    *answered.entry(body["id"].as_str().expect("id").to_owned()).or_default() += 1;
+                }
+                Ok((503, body)) => {
+                    unavailable += 1;
+                    assert!(
+                        took <= Duration::from_millis(timeout_ms + 2000),
+                        "a 503 after {took:?} (bound: timeout + 2 s): {body}"
+                    );
+                }
+                Ok((status, body)) => panic!("unexpected {status} from node {node}: {body}"),
+                // Calls sent to the killed node itself lose their connection.
+                Err(e) => assert_eq!(node, victim, "a survivor failed a request: {e}"),
+            }
+            assert!(took <= Duration::from_millis(timeout_ms + 2000), "a call took {took:?} (bound: timeout + 2 s)");
+        }
+    }
+    assert!(answered.len() > 100, "most calls answered: {} (503: {unavailable})", answered.len());
+    // Every answered call is recorded exactly once.
+    let survivor = survivors[0];
+    let records = c.executions(survivor, "load").await;
+    let mut recorded: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        *recorded.entry(r["id"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    for (id, n) in &answered {
+        assert_eq!(*n, 1, "answered twice: {id}");
+        assert_eq!(recorded.get(id), Some(&1), "answered call {id} recorded {:?} times", recorded.get(id));
+    }
+    // The others stopped routing to it within 5 s.
+    let wait = Duration::from_secs(5).saturating_sub(killed.elapsed());
+    tokio::time::sleep(wait).await;
+    for &s in &survivors {
+        let (_, v) = c.get(s, "/api/v1/cluster").await;
+        let dead = v["nodes"].as_array().and_then(|n| n.iter().find(|n| n["id"] == json!(victim_id))).cloned();
+        assert!(dead.is_none_or(|d| d["live"] == json!(false)), "node {s} still routes to {victim_id}: {v}");
+        for i in 0..6 {
+            let r = c.invoke(s, "load", &json!({"n": i})).await;
+            assert_ne!(r["node"], json!(victim_id), "{r}");
+        }
+    }
+    // Restarted, it starts clean: none of its old sandboxes are left.
+    c.ctl(&["start-node", &(victim + 1).to_string()]);
+    let now = c.containers(victim + 1);
+    let left: Vec<&String> = old_containers.iter().filter(|id| now.contains(id)).collect();
+    assert!(left.is_empty(), "sandboxes of the killed node survived its restart: {left:?}");
+    let r = c.invoke(victim, "load", &json!({"n": 1})).await;
+    assert_eq!(r["output"], json!({"n": 1}));
+}
+
+/// A set-once flag shared by the load clients (std only).
+mod parking_lot_free {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Default)]
+    pub struct Flag(AtomicBool);
+
+    impl Flag {
+        pub fn set(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+        pub fn get(&self) -> bool {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+}
