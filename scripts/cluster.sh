@@ -19,7 +19,7 @@
 #   urls                     the nodes' API URLs, one per line;  store_url, nats_urls: what nodes get
 #   pids/{pg,nats1..3,dockerd1..3,node1..3}.pid
 #   pg.log  nats$i.log  dockerd$i.log  node$i.log
-#   pg/data  pg/run (Unix socket)  nats$i/{nats.conf,js/}  images/ (docker save tarballs by image id)
+#   pg/data  pg/run (Unix socket)  nats$i/{nats.conf,js/}  images/ (docker save tarball + .ids, by image ids)
 #   node$i/{daemon.json,docker.sock,docker-data/,docker-exec/,data/,args}
 #
 # Environment knobs (only read by `up`; afterwards CLUSTER_DIR/env wins, so `down` needs only CLUSTER_DIR):
@@ -544,60 +544,84 @@ step_dockerds() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# images: docker save from the main dockerd once per image id, docker load into each node that lacks it
+# images: one `docker save` of both images from the main dockerd (they share their base layers, so one
+# tarball is about half the size of two), cached under images/ keyed by the image ids; `docker load` into
+# each node whose dockerd lacks one of those ids.
 
 main_docker() { DOCKER_HOST=$MAIN_DOCKER_HOST timeout 300 "$DOCKER" "$@"; }
 
-# Prints the path of a tarball of $1 as of the main dockerd's current id (saving it when not cached).
-image_tarball() { # $1 = image
-    local img=$1 base id tar
-    base=${img%%:*}
-    id=$(main_docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
-    if [[ -z $id ]]; then
-        tar=$(ls "$CLUSTER_DIR/images/$base"-*.tar 2>/dev/null | head -n1 || true)
-        if main_docker version >/dev/null 2>&1; then
-            die "image $img not in the main dockerd (run make setup)"
-        elif [[ -n $tar ]]; then
-            warn "main dockerd ($MAIN_DOCKER_HOST) not answering: using the cached $tar, which may be stale"
-            echo "$tar"
-            return
-        else
-            die "main dockerd ($MAIN_DOCKER_HOST) not answering and no cached tarball of $img (start it: make setup)"
+# Writes "image id" lines for IMAGES as the main dockerd has them now to $1; when the main dockerd does
+# not answer, falls back to the newest cached tarball's ids (with a warning).
+image_ids() { # $1 = output file
+    local img id ids="" cached
+    for img in "${IMAGES[@]}"; do
+        id=$(main_docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
+        if [[ -z $id ]]; then
+            cached=$(ls -t "$CLUSTER_DIR"/images/fnbox-images-*.ids 2>/dev/null | head -n1 || true)
+            if main_docker version >/dev/null 2>&1; then
+                die "image $img not in the main dockerd (run make setup)"
+            elif [[ -n $cached && -s ${cached%.ids}.tar ]]; then
+                warn "main dockerd ($MAIN_DOCKER_HOST) not answering: using the cached ${cached%.ids}.tar, which may be stale"
+                cp "$cached" "$1"
+                return
+            else
+                die "main dockerd ($MAIN_DOCKER_HOST) not answering and no cached images in $CLUSTER_DIR/images (start it: make setup)"
+            fi
         fi
-    fi
-    tar=$CLUSTER_DIR/images/$base-${id#sha256:}.tar
-    if [[ ! -s $tar ]]; then
-        mkdir -p "$CLUSTER_DIR/images"
-        rm -f "$CLUSTER_DIR/images/$base"-*.tar
-        main_docker save -o "$tar.tmp" "$img"
+        ids+="$img $id"$'\n'
+    done
+    printf '%s' "$ids" >"$1"
+}
+
+# Prints the path of the tarball of the images listed in $1, saving it from the main dockerd when absent.
+image_tarball() { # $1 = ids file
+    local key tar t0
+    key=$(sha256sum <"$1" | cut -c1-16)
+    tar=$CLUSTER_DIR/images/fnbox-images-$key.tar
+    if [[ ! -s $tar || ! -s ${tar%.tar}.ids ]]; then
+        t0=$(now_s)
+        rm -f "$CLUSTER_DIR"/images/fnbox-images-*
+        main_docker save -o "$tar.tmp" "${IMAGES[@]}"
+        # the ids again: an image rebuilt while we saved would not match the key
+        cmp -s "$1" <(image_ids /dev/stdout) || die "an image changed while it was being saved; run up again"
         mv -f "$tar.tmp" "$tar"
-        info "saved $img ($id) to $tar ($(du -m "$tar" | cut -f1) MB)" >&2
+        cp "$1" "${tar%.tar}.ids"
+        info "saved ${IMAGES[*]} to $tar ($(du -m "$tar" | cut -f1) MB) in $(elapsed_since "$t0") s" >&2
     fi
     echo "$tar"
 }
 
+node_has_images() { # $1 = index, $2 = ids file
+    local img id
+    while read -r img id; do
+        [[ $(node_docker "$1" image inspect -f '{{.Id}}' "$img" 2>/dev/null || true) == "$id" ]] || return 1
+    done <"$2"
+}
+
 step_images() {
-    local img tar want have i t0 jobs=() loaded=0 rc=0
+    local ids tar i t0 jobs=() lacking=() rc=0
     t0=$(now_s)
-    for img in "${IMAGES[@]}"; do
-        tar=$(image_tarball "$img")
-        want=sha256:$(basename "$tar" .tar | sed 's/.*-//')
-        for ((i = 1; i <= N; i++)); do
-            have=$(node_docker "$i" image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
-            if [[ $have != "$want" ]]; then
-                node_docker "$i" load -q -i "$tar" >/dev/null &
-                jobs+=($!)
-                loaded=$((loaded + 1))
-            fi
-        done
+    mkdir -p "$CLUSTER_DIR/images"
+    ids=$CLUSTER_DIR/images/wanted.ids
+    image_ids "$ids"
+    for ((i = 1; i <= N; i++)); do
+        node_has_images "$i" "$ids" || lacking+=("$i")
+    done
+    if ((${#lacking[@]} == 0)); then
+        say "images: every node already has ${IMAGES[*]} (same image ids as the main dockerd)"
+        return
+    fi
+    tar=$(image_tarball "$ids")
+    for i in "${lacking[@]}"; do
+        node_docker "$i" load -q -i "$tar" >/dev/null &
+        jobs+=($!)
     done
     for p in "${jobs[@]}"; do wait "$p" || rc=1; done
     ((rc == 0)) || die "docker load into a node failed"
-    if ((loaded)); then
-        say "images: $loaded loads into the nodes' dockerds in $(elapsed_since "$t0") s"
-    else
-        say "images: every node already has ${IMAGES[*]} (same image ids as the main dockerd)"
-    fi
+    for i in "${lacking[@]}"; do
+        node_has_images "$i" "$ids" || die "node$i's dockerd lacks an image after docker load"
+    done
+    say "images: ${IMAGES[*]} loaded into node(s) ${lacking[*]} in $(elapsed_since "$t0") s"
 }
 
 # ---------------------------------------------------------------------------------------------------
