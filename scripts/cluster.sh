@@ -321,12 +321,17 @@ pg_stop() {
     if as_pg "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/pg/data" status >/dev/null 2>&1; then
         as_pg "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/pg/data" -m fast -w -t 30 stop >/dev/null
     fi
+    # pg_ctl returns once postmaster.pid is gone, a moment before the postmaster has exited
+    local k
+    for ((k = 0; k < 50; k++)); do
+        alive pg postgres || break
+        sleep 0.1
+    done
     rm -f "$PIDS/pg.pid"
 }
 
 step_pg() {
     local data=$CLUSTER_DIR/pg/data
-    step_pg_user
     if [[ ! -f $data/PG_VERSION ]]; then
         say "postgres: initdb in $data (superuser fnbox, trust auth)"
         as_pg "$PG_BIN/initdb" -D "$data" -U fnbox --auth=trust -E UTF8 --locale=C.UTF-8 >"$CLUSTER_DIR/pg-initdb.log" 2>&1 ||
@@ -405,8 +410,8 @@ nats_ready() { # $1 = index
     jq -e '(.meta_cluster.leader // "") != "" and (.meta_cluster.cluster_size // 0) >= 3' >/dev/null 2>&1 <<<"$jsz"
 }
 
-wait_nats() { # $@ = indices; bounded to 30 s
-    local deadline=$((SECONDS + 30)) i ok
+wait_nats() { # $@ = indices; bounded to 60 s (a restart of all three on existing state takes ~12 s to elect)
+    local deadline=$((SECONDS + 60)) i ok
     while ((SECONDS < deadline)); do
         ok=1
         for i in "$@"; do
@@ -419,7 +424,7 @@ wait_nats() { # $@ = indices; bounded to 30 s
         ((ok)) && return 0
         sleep 0.2
     done
-    die "JetStream not ready within 30 s on nats $* (logs: $CLUSTER_DIR/nats*.log)"
+    die "JetStream not ready within 60 s on nats $* (logs: $CLUSTER_DIR/nats*.log)"
 }
 
 step_nats() {
@@ -499,9 +504,11 @@ dockerd_start() { # $1 = index
 # Processes whose command line names this node's exec-root: the containerd and shims of dockerd i.
 # (Only read to make sure they are gone; the path is unique to this cluster directory.)
 node_leftovers() { # $1 = index
-    local needle=$CLUSTER_DIR/node$1/docker-exec p
+    local needle=$CLUSTER_DIR/node$1/docker-exec p c
     for p in /proc/[0-9]*; do
-        case $(cat "$p/comm" 2>/dev/null) in
+        c=
+        read -r c 2>/dev/null <"$p/comm" || true
+        case $c in
         containerd* | runc* | runsc* | docker-proxy) ;;
         *) continue ;;
         esac
@@ -699,6 +706,7 @@ cmd_up() {
     say "cluster $NAME in $CLUSTER_DIR"
     step_packages
     step_binary
+    step_pg_user
     step_network
     step_pg
     step_nats
@@ -719,16 +727,22 @@ cmd_down() {
     fi
     load_settings
     derive
+    local t1
+    t1=$(now_s)
     for ((i = 1; i <= N; i++)); do node_stop "$i" & done
     wait
-    say "fnbox nodes stopped"
+    say "fnbox nodes stopped in $(elapsed_since "$t1") s"
+    t1=$(now_s)
     for ((i = 1; i <= N; i++)); do dockerd_stop "$i" & done
     wait
-    say "dockerds stopped"
-    for ((i = 1; i <= N; i++)); do stop_pid "nats$i" nats-server 10; done
-    say "nats stopped"
+    say "dockerds stopped (their containers with them) in $(elapsed_since "$t1") s"
+    t1=$(now_s)
+    for ((i = 1; i <= N; i++)); do stop_pid "nats$i" nats-server 10 & done
+    wait
+    say "nats stopped in $(elapsed_since "$t1") s"
+    t1=$(now_s)
     pg_stop
-    say "postgres stopped"
+    say "postgres stopped in $(elapsed_since "$t1") s"
     down_network
     say "network removed (bridge $BR, namespaces $NAME-node1..$N)"
     rm -f "$ENV_FILE" "$CLUSTER_DIR/urls"
