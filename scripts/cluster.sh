@@ -5,6 +5,7 @@
 #   scripts/cluster.sh up | down | status
 #   scripts/cluster.sh kill-node I | stop-node I | start-node I     (I = 1..3)
 #   scripts/cluster.sh kill-nats I | start-nats I
+#   scripts/cluster.sh kill-dockerd I | start-dockerd I
 #   scripts/cluster.sh restart-pg
 #
 # Layout (host side of the cluster network is the bridge; PostgreSQL and NATS listen on its address):
@@ -509,7 +510,7 @@ node_leftovers() { # $1 = index
         c=
         read -r c 2>/dev/null <"$p/comm" || true
         case $c in
-        containerd* | runc* | runsc* | docker-proxy) ;;
+        containerd* | runc* | runsc* | exe) ;; # runsc's sandbox and gofer re-exec as "exe"
         *) continue ;;
         esac
         tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$needle" && echo "${p#/proc/}"
@@ -519,12 +520,19 @@ node_leftovers() { # $1 = index
 
 dockerd_stop() { # $1 = index
     local i=$1 left p k
+    if ! alive "dockerd$i" dockerd && [[ -n $(node_leftovers "$i") && -e /var/run/netns/$(ns "$i") ]]; then
+        # A dockerd that was SIGKILLed takes its containerd with it but leaves the shims and the
+        # containers running. A new dockerd on the same data-root reconnects and, with live-restore off,
+        # kills those containers; then it is stopped like any other.
+        info "dockerd$i is gone but left shims behind: starting it again to clean its containers up"
+        dockerd_start "$i" || true
+    fi
     if alive "dockerd$i" dockerd; then
         # dockerd stops its containers (shutdown-timeout 10 s) and its containerd before it exits
         stop_pid "dockerd$i" dockerd 40
     fi
     rm -f "$PIDS/dockerd$i.pid"
-    # a dockerd that was SIGKILLed leaves its containerd and shims: they are ours, end them by pid
+    # last resort: whatever of this dockerd's containerd, shims and runsc is still there is ours; by pid
     for ((k = 0; k < 20; k++)); do
         left=$(node_leftovers "$i")
         [[ -z $left ]] && break
@@ -533,6 +541,13 @@ dockerd_stop() { # $1 = index
         sleep 0.2
     done
     [[ -z $(node_leftovers "$i") ]] || warn "dockerd$i: processes still alive: $(node_leftovers "$i")"
+    # dockerd bind-mounts its data-root on itself (to make it a shared mount) and undoes that on a clean
+    # exit; one that was SIGKILLed leaves it, and the next dockerd finds it in place and does not undo it
+    local root=$CLUSTER_DIR/node$i/docker-data
+    for ((k = 0; k < 5; k++)); do
+        mountpoint -q "$root" || break
+        umount "$root" 2>/dev/null || umount -l "$root" || true
+    done
 }
 
 step_dockerds() {
@@ -847,6 +862,25 @@ start-nats)
     wait_nats "$2"
     say "nats$2: up (pid $(pid_of "nats$2")), JetStream ready in $(elapsed_since "$t0") s"
     ;;
+kill-dockerd)
+    check_index kill-dockerd "${2:-}"
+    with_settings
+    if alive "dockerd$2" dockerd; then
+        kill -KILL "$(pid_of "dockerd$2")"
+        for ((k = 0; k < 50; k++)); do alive "dockerd$2" dockerd || break; sleep 0.1; done
+        say "dockerd$2: killed (SIGKILL; its containers keep running until a dockerd starts on that data-root)"
+    else
+        say "dockerd$2: not running"
+    fi
+    rm -f "$PIDS/dockerd$2.pid"
+    ;;
+start-dockerd)
+    check_index start-dockerd "${2:-}"
+    with_settings
+    t0=$(now_s)
+    dockerd_start "$2"
+    say "dockerd$2: answering (pid $(pid_of "dockerd$2")) on unix://$(docker_sock "$2") in $(elapsed_since "$t0") s"
+    ;;
 restart-pg)
     with_settings
     t0=$(now_s)
@@ -855,7 +889,7 @@ restart-pg)
     say "postgres: restarted (pid $(pid_of pg)) in $(elapsed_since "$t0") s"
     ;;
 *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
