@@ -450,7 +450,7 @@ step_nats_wait() {
     wait_nats $(seq 1 "$N")
     echo "$NATS_URLS" >"$CLUSTER_DIR/nats_urls"
     if ((${#NATS_STARTED[@]})); then
-        say "nats: started ${NATS_STARTED[*]}, JetStream cluster ready $(elapsed_since "$NATS_T0") s after the start (leader $(nats_leader 1))"
+        say "nats: started ${NATS_STARTED[*]}, JetStream cluster ready (checked $(elapsed_since "$NATS_T0") s after the start) (leader $(nats_leader 1))"
     else
         say "nats: already running, JetStream ready"
     fi
