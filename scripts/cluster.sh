@@ -136,10 +136,14 @@ check_index() { # $1 = what, $2 = index
 # recycled pid is never taken for ours.
 
 pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
+# A zombie counts as dead: daemons whose starter exited belong to pid 1, which may reap them late.
 alive() { # $1 = record name, $2 = expected /proc/PID/comm
-    local pid
+    local pid stat
     pid=$(pid_of "$1")
-    [[ -n $pid && -d /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
+    [[ -n $pid && -d /proc/$pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
 }
 # Starts "$@" detached (own session, stdio to $2), records its pid and waits until it has exec'd $3.
 spawn() { # $1 = record name, $2 = log, $3 = expected comm, $4... = command
@@ -587,7 +591,12 @@ main_docker() { DOCKER_HOST=$MAIN_DOCKER_HOST timeout 300 "$DOCKER" "$@"; }
 # Writes "image id" lines for IMAGES as the main dockerd has them now to $1; when the main dockerd does
 # not answer, falls back to the newest cached tarball's ids (with a warning).
 image_ids() { # $1 = output file
-    local img id ids="" cached
+    local img id ids="" cached all
+    # the common case in one docker call
+    if all=$(main_docker image inspect -f '{{.Id}}' "${IMAGES[@]}" 2>/dev/null) && (($(wc -l <<<"$all") == ${#IMAGES[@]})); then
+        paste -d' ' <(printf '%s\n' "${IMAGES[@]}") <(printf '%s\n' "$all") >"$1"
+        return
+    fi
     for img in "${IMAGES[@]}"; do
         id=$(main_docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
         if [[ -z $id ]]; then
@@ -625,11 +634,8 @@ image_tarball() { # $1 = ids file
     echo "$tar"
 }
 
-node_has_images() { # $1 = index, $2 = ids file
-    local img id
-    while read -r img id; do
-        [[ $(node_docker "$1" image inspect -f '{{.Id}}' "$img" 2>/dev/null || true) == "$id" ]] || return 1
-    done <"$2"
+node_has_images() { # $1 = index, $2 = ids file (one docker call: inspect prints the ids in order)
+    [[ $(node_docker "$1" image inspect -f '{{.Id}}' "${IMAGES[@]}" 2>/dev/null || true) == "$(cut -d' ' -f2 "$2")" ]]
 }
 
 step_images() {
