@@ -832,6 +832,12 @@ with_settings() {
     derive
 }
 
+# one subcommand at a time per cluster directory (status only reads)
+if [[ ${1:-} != status && -n ${1:-} ]]; then
+    exec 9>"$CLUSTER_DIR/.lock"
+    flock -w 600 9 || die "another cluster.sh holds $CLUSTER_DIR/.lock"
+fi
+
 case ${1:-} in
 up) cmd_up ;;
 down) cmd_down ;;
