@@ -4,7 +4,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DATA_DIR ?= data
 
-.PHONY: setup build run test test-deps test-rust test-runtimes test-examples bench soak ui-vendor
+.PHONY: setup build run test test-deps test-rust test-runtimes test-examples bench soak ui-vendor cluster cluster-down
 
 ## setup: install what is missing (docker.io, runsc, mmdebstrap), start dockerd, build images and the binary
 setup:
@@ -56,3 +56,17 @@ SOAK_SECONDS ?= 600
 soak: setup
 	@$(CARGO) build --release --locked -p fnbox-bench
 	@./target/release/fnbox-bench --soak $(SOAK_SECONDS) $(SOAK_ARGS)
+
+## cluster: a local cluster of 3 fnbox nodes (a network namespace + dockerd each) on PostgreSQL and a
+## 3-server NATS JetStream cluster; state, logs and the nodes' URLs in $(CLUSTER_DIR)/ (make setup first only
+## when the fnbox binary or an image is missing)
+CLUSTER_DIR ?= target/cluster
+cluster:
+	@if [[ ! -x target/release/fnbox ]] || ! docker image inspect fnbox-python:latest fnbox-node:latest >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory setup; \
+	fi
+	@CLUSTER_DIR=$(CLUSTER_DIR) bash scripts/cluster.sh up
+
+## cluster-down: stop everything `make cluster` started and remove its network (data stays in $(CLUSTER_DIR)/)
+cluster-down:
+	@CLUSTER_DIR=$(CLUSTER_DIR) bash scripts/cluster.sh down
