@@ -6,7 +6,7 @@
 #   scripts/cluster.sh kill-node I | stop-node I | start-node I     (I = 1..3)
 #   scripts/cluster.sh kill-nats I | start-nats I
 #   scripts/cluster.sh kill-dockerd I | start-dockerd I
-#   scripts/cluster.sh restart-pg
+#   scripts/cluster.sh restart-pg | stop-pg | start-pg
 #
 # Layout (host side of the cluster network is the bridge; PostgreSQL and NATS listen on its address):
 #
@@ -905,6 +905,17 @@ start-dockerd)
     t0=$(now_s)
     dockerd_start "$2"
     say "dockerd$2: answering (pid $(pid_of "dockerd$2")) on unix://$(docker_sock "$2") in $(elapsed_since "$t0") s"
+    ;;
+stop-pg)
+    with_settings
+    pg_stop
+    say "postgres: stopped"
+    ;;
+start-pg)
+    with_settings
+    t0=$(now_s)
+    pg_start
+    say "postgres: up (pid $(pid_of pg)) in $(elapsed_since "$t0") s"
     ;;
 restart-pg)
     with_settings

@@ -40,6 +40,8 @@ impl Cluster {
 
     fn up() -> Cluster {
         let dir = tempfile::Builder::new().prefix("fnbox-cluster-test").tempdir().expect("tempdir");
+        // PostgreSQL runs as an unprivileged user, which must reach its folder inside.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         let c = Cluster { dir, urls: Vec::new(), http };
         let out = Command::new("bash")
