@@ -11,7 +11,7 @@ use fnbox_core::{KeyStore, Language, Limits, Role, Runtime};
 use fnbox_engine::{Engine, EngineConfig};
 use fnbox_sandbox::docker::instance_id;
 use fnbox_sandbox::{DockerBackend, DockerConfig, PoolConfig, Pools, SandboxBackend, SandboxKey};
-use fnbox_store::{SqliteStore, SyncMode};
+use fnbox_store_sqlite::{SqliteStore, SyncMode};
 
 #[derive(Parser)]
 #[command(name = "fnbox", version, about = "Serverless functions in Docker and gVisor sandboxes")]
