@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What only the test suite needs on the host: Chromium and ChromeDriver for the browser test,
-# and a Python venv with an OpenAPI validator and schemathesis.
+# PostgreSQL 15's server binaries for the store tests, and a Python venv with an OpenAPI
+# validator and schemathesis.
 # Idempotent and quick when they are already there.
 set -euo pipefail
 missing=()
@@ -14,6 +15,20 @@ else
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     echo "[test-deps] installed: $(chromium --version 2>/dev/null), $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"
+fi
+# PostgreSQL 15's server binaries: the store tests start throwaway servers with them
+# (crates/testkit). Only the binaries are used; no cluster is created or started here.
+if [[ -x /usr/lib/postgresql/15/bin/initdb && -x /usr/lib/postgresql/15/bin/pg_ctl ]]; then
+    echo "[test-deps] postgresql-15 server binaries: already installed"
+else
+    echo "[test-deps] installing postgresql-15"
+    # Binaries only: no system-wide cluster created and started by the package.
+    if [[ ! -e /etc/postgresql-common/createcluster.conf ]]; then
+        mkdir -p /etc/postgresql-common
+        echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    fi
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
 fi
 cd "$(dirname "$0")/.."
 

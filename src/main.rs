@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use fnbox_core::{KeyStore, Language, Limits, Role, Runtime};
+use fnbox_core::{Language, Limits, Role, Runtime};
 use fnbox_engine::{Engine, EngineConfig};
 use fnbox_sandbox::docker::instance_id;
 use fnbox_sandbox::{DockerBackend, DockerConfig, PoolConfig, Pools, SandboxBackend, SandboxKey};
-use fnbox_store::{SqliteStore, SyncMode};
+use fnbox_store_sqlite::SyncMode;
+
+mod store;
 
 #[derive(Parser)]
 #[command(name = "fnbox", version, about = "Serverless functions in Docker and gVisor sandboxes")]
@@ -41,6 +43,10 @@ struct ServeArgs {
     /// Where the SQLite database lives (created on first start).
     #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// The store: `sqlite` (in the data dir, the default) or a `postgres://` URL (shared by
+    /// the nodes of a cluster).
+    #[arg(long, env = "FNBOX_STORE")]
+    store: Option<String>,
     /// Seconds an idle warm sandbox is kept.
     #[arg(long, default_value_t = 600)]
     keep_alive_secs: u64,
@@ -148,17 +154,26 @@ enum KeysCommand {
         role: String,
         #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// `sqlite` (the data dir's, the default) or a `postgres://` URL.
+        #[arg(long, env = "FNBOX_STORE")]
+        store: Option<String>,
     },
     /// List keys (never their tokens).
     List {
         #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// `sqlite` (the data dir's, the default) or a `postgres://` URL.
+        #[arg(long, env = "FNBOX_STORE")]
+        store: Option<String>,
     },
     /// Revoke a key by id. A running server on the same data dir notices within a few seconds.
     Revoke {
         id: String,
         #[arg(long, env = "FNBOX_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// `sqlite` (the data dir's, the default) or a `postgres://` URL.
+        #[arg(long, env = "FNBOX_STORE")]
+        store: Option<String>,
     },
 }
 
@@ -192,14 +207,14 @@ fn exit_on_error(r: Result<()>) -> Result<()> {
 }
 
 async fn keys(cmd: KeysCommand, json: bool) -> Result<()> {
-    let open = |dir: &PathBuf| {
-        SqliteStore::open(dir, SyncMode::Full).with_context(|| format!("opening the store in {}", dir.display()))
+    let open = |spec: Option<String>, dir: PathBuf| async move {
+        store::open_store(spec.as_deref(), &dir, SyncMode::Full, "local").await.map(|s| s.keys)
     };
     match cmd {
-        KeysCommand::Create { name, role, data_dir } => {
+        KeysCommand::Create { name, role, data_dir, store } => {
             fnbox_core::keys::validate_key_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
-            let store = open(&data_dir)?;
+            let store = open(store, data_dir).await?;
             let new = fnbox_core::NewKey::generate(&name, role, chrono::Utc::now())?;
             store.insert_key(&new.stored).await?;
             let k = &new.stored.key;
@@ -211,8 +226,8 @@ async fn keys(cmd: KeysCommand, json: bool) -> Result<()> {
                 println!("{}", new.token);
             }
         }
-        KeysCommand::List { data_dir } => {
-            let keys: Vec<_> = open(&data_dir)?.list_keys().await?.into_iter().map(|k| k.key).collect();
+        KeysCommand::List { data_dir, store } => {
+            let keys: Vec<_> = open(store, data_dir).await?.list_keys().await?.into_iter().map(|k| k.key).collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else if keys.is_empty() {
@@ -228,10 +243,11 @@ async fn keys(cmd: KeysCommand, json: bool) -> Result<()> {
                 }
             }
         }
-        KeysCommand::Revoke { id, data_dir } => {
+        KeysCommand::Revoke { id, data_dir, store } => {
             let uuid = uuid::Uuid::parse_str(&id).map_err(|_| anyhow::anyhow!("`{id}` is not a key id (see `fnbox keys list`)"))?;
-            if !open(&data_dir)?.revoke_key(uuid).await? {
-                bail!("no key with id {id} in {}", data_dir.display());
+            let place = store.clone().unwrap_or_else(|| data_dir.display().to_string());
+            if !open(store, data_dir).await?.revoke_key(uuid).await? {
+                bail!("no key with id {id} in {place}");
             }
             if !json {
                 println!("revoked {id} (a running server notices within {} s)", fnbox_api::auth::POLL_INTERVAL.as_secs());
@@ -249,17 +265,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    let store = SqliteStore::open(&args.data_dir, if args.sync == "full" { SyncMode::Full } else { SyncMode::Normal })
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    let store = Arc::new(store);
-    tracing::info!(data_dir = %args.data_dir.display(), "store ready");
+    let sync = if args.sync == "full" { SyncMode::Full } else { SyncMode::Normal };
+    // In a cluster the store keys this node's in-flight journal by its id; alone it is `local`.
+    let node = if args.cluster.is_empty() { "local".to_owned() } else { node_id(args.node_id.as_deref())? };
+    if !args.cluster.is_empty() && !args.store.as_deref().is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+        bail!("--cluster needs a store every node shares: pass --store postgres://… (SQLite is one node's file)");
+    }
+    let opened = store::open_store(args.store.as_deref(), &args.data_dir, sync, &node).await?;
+    let (store, key_store) = (opened.store, opened.keys);
+    tracing::info!(store = %opened.description, "store ready");
 
     // Access control is decided before anything else starts, so a refusal is quick and clear.
     // Off loopback (without --insecure-open) keys stay required even if every key is later
     // revoked: the server then locks rather than opens.
     let loopback = args.addr.ip().is_loopback();
     let auth = fnbox_api::Auth::load(
-        store.clone(),
+        key_store,
         fnbox_api::AuthConfig {
             require_keys: args.require_keys || (!loopback && !args.insecure_open),
             rate_limit_per_key: args.rate_limit_per_key,
@@ -348,7 +369,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
     .await?;
 
     if !args.cluster.is_empty() {
-        let node = node_id(args.node_id.as_deref())?;
         let cluster = fnbox_cluster_nats::NatsCluster::connect(&args.cluster, &node)
             .await
             .context("joining the cluster")?;

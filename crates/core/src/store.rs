@@ -1,5 +1,5 @@
-//! The persistence boundary. SQLite is the first implementation; the schema avoids
-//! anything PostgreSQL could not hold so a second one can follow.
+//! The persistence boundary: SQLite (embedded, the default) and PostgreSQL (shared by the
+//! nodes of a cluster) implement it, and `fnbox-store`'s conformance suite holds both to it.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -38,8 +38,9 @@ pub enum StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Whether the backend answered the last time it was tried (no I/O: a down database makes
-    /// calls answer 503 at once instead of running a function whose record cannot be kept).
+    /// Whether the store can be reached, as far as it knows without trying (no I/O): callers
+    /// refuse work at once with [`StoreError::Unavailable`] while a database server is down,
+    /// rather than run it and fail to record it. An embedded store is always available.
     fn available(&self) -> Result<(), StoreError> {
         Ok(())
     }

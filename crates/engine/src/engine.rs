@@ -266,14 +266,14 @@ impl Engine {
     /// The work runs on its own task: a caller that goes away cannot cut an execution short
     /// or lose its record.
     pub async fn invoke(&self, name: &str, event: Box<RawValue>) -> Result<Execution, EngineError> {
+        // A store that cannot be reached could not record the call: 503 at once, run nothing.
+        self.inner.store.available()?;
         validate_name(name).map_err(|_| EngineError::FunctionNotFound(name.to_owned()))?;
         let f = self.resolve_function(name).await?;
         let limit = self.inner.config.limits.max_input_bytes;
         if event.get().len() > limit {
             return Err(EngineError::InputTooLarge { size: event.get().len(), limit });
         }
-        // While the store is down nothing could be recorded: say so at once, run nothing.
-        self.inner.store.available()?;
         self.route(f, event, Trigger::Api).await
     }
 

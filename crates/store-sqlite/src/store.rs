@@ -1,0 +1,191 @@
+//! The store itself: one writer thread (see [`crate::writer`]) and a small pool of read-only
+//! connections used from `spawn_blocking`. The [`Store`] methods are thin: the SQL of each
+//! job lives in its own module.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fnbox_core::metrics::{MetricsFilter, Sample};
+use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Failure, Function, Store, StoreError};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::writer::{writer_loop, Job, WriteCmd};
+use crate::{comparisons, executions, functions, metrics};
+
+/// How hard SQLite pushes a commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// WAL + synchronous=NORMAL: a commit survives a crash of fnbox (kill -9); an OS crash
+    /// or power cut may lose the last commits. The default, as in most embedded setups.
+    #[default]
+    Normal,
+    /// synchronous=FULL: every commit is fsynced before it is acknowledged.
+    Full,
+}
+
+pub struct SqliteStore {
+    pub(crate) writer: std_mpsc::Sender<WriteCmd>,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+        let conn = match self.idle.lock().pop() {
+            Some(c) => c,
+            None => open_reader(&self.path).map_err(backend)?,
+        };
+        let out = f(&conn).map_err(backend);
+        let mut idle = self.idle.lock();
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `fnbox.db` in `data_dir` and applies pending migrations.
+    pub fn open(data_dir: &Path, sync: SyncMode) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", data_dir.display())))?;
+        let path = data_dir.join("fnbox.db");
+        let mut conn = Connection::open(&path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        let applied = crate::migrate::run(&mut conn).map_err(backend)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, path = %path.display(), "applied schema migrations");
+        }
+        let (tx, rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("fnbox-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore { writer: tx, readers: Arc::new(ReaderPool { path, idle: Mutex::new(Vec::new()) }) })
+    }
+
+
+    /// Runs `f` on the writer thread, after every record queued before it is committed.
+    pub(crate) async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.writer.send(WriteCmd::Job(job)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+
+    pub(crate) async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+}
+
+pub(crate) fn closed() -> StoreError {
+    StoreError::Backend("the store writer has stopped".into())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
+        functions::insert(self, f).await
+    }
+
+    async fn update_function(&self, f: &Function, expected_updated_at: DateTime<Utc>) -> Result<(), StoreError> {
+        functions::update(self, f, expected_updated_at).await
+    }
+
+    async fn delete_function(&self, name: &str) -> Result<bool, StoreError> {
+        functions::delete(self, name).await
+    }
+
+    async fn get_function(&self, name: &str) -> Result<Option<Function>, StoreError> {
+        functions::get(self, name).await
+    }
+
+    async fn list_functions(&self) -> Result<Vec<Function>, StoreError> {
+        functions::list(self).await
+    }
+
+    fn execution_started(&self, e: &Execution) {
+        let _ = self.writer.send(WriteCmd::Started(Box::new(e.clone())));
+    }
+
+    async fn record_execution(&self, e: Execution) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(WriteCmd::Record(Box::new(e), tx)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn recover_interrupted(&self, error: ErrorInfo) -> Result<u64, StoreError> {
+        executions::recover_interrupted(self, error).await
+    }
+
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        executions::get(self, id).await
+    }
+
+    async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError> {
+        executions::list(self, filter).await
+    }
+
+    async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError> {
+        metrics::samples(self, filter).await
+    }
+
+    async fn failures(&self, filter: &MetricsFilter) -> Result<Vec<Failure>, StoreError> {
+        metrics::failures(self, filter).await
+    }
+
+    async fn prune_executions(&self, before: Option<DateTime<Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError> {
+        executions::prune(self, before, keep_max).await
+    }
+
+    async fn insert_comparison(&self, id: Uuid, function: &str, body: &serde_json::Value) -> Result<(), StoreError> {
+        comparisons::insert(self, id, function, body).await
+    }
+
+    async fn list_comparisons(&self, limit: u32) -> Result<Vec<serde_json::Value>, StoreError> {
+        comparisons::list(self, limit).await
+    }
+
+    async fn get_comparison(&self, id: Uuid) -> Result<Option<serde_json::Value>, StoreError> {
+        comparisons::get(self, id).await
+    }
+}
