@@ -23,22 +23,31 @@ pub async fn open_bucket(js: &jetstream::Context, replicas: usize) -> Result<jet
     if let Ok(kv) = js.get_key_value(NODES_BUCKET).await {
         return Ok(kv);
     }
-    let config = jetstream::kv::Config {
-        bucket: NODES_BUCKET.into(),
-        description: "fnbox node heartbeats".into(),
-        history: 1,
+    // `create_key_value` first reads the account info, whose reply from nats-server 2.9 this
+    // client cannot parse; the bucket is a stream with KV's conventions, so create that.
+    let config = jetstream::stream::Config {
+        name: format!("KV_{NODES_BUCKET}"),
+        description: Some("fnbox node heartbeats".into()),
+        subjects: vec![format!("$KV.{NODES_BUCKET}.>")],
+        max_messages_per_subject: 1,
         max_age: BUCKET_TTL,
+        // Must not exceed max_age (the server refuses a longer one).
+        duplicate_window: BUCKET_TTL,
+        max_message_size: 1024 * 1024,
         // Heartbeats are worthless after a few seconds: no need to write them to disk.
         storage: jetstream::stream::StorageType::Memory,
         num_replicas: replicas,
-        max_value_size: 1024 * 1024,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
         ..Default::default()
     };
-    match js.create_key_value(config).await {
-        Ok(kv) => Ok(kv),
-        // Another node created it at the same moment.
-        Err(create) => js.get_key_value(NODES_BUCKET).await.map_err(|_| err(create.to_string())),
+    if let Err(create) = js.get_or_create_stream(config).await {
+        // Another node may have created it at the same moment.
+        return js.get_key_value(NODES_BUCKET).await.map_err(|_| err(create.to_string()));
     }
+    js.get_key_value(NODES_BUCKET).await.map_err(|e| err(e.to_string()))
 }
 
 pub fn spawn(kv: jetstream::kv::Store, view: Arc<View>, handler: Arc<dyn NodeHandler>, me: String) {
