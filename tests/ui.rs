@@ -277,3 +277,134 @@ async fn browser_asks_for_a_key_when_keys_are_on() {
     wait_js(&c, "document.querySelector('#key-input') && localStorage.getItem('fnbox.apiKey') === null", "the form again").await;
     c.close().await.expect("close browser");
 }
+
+/// Goes to a page of the app by its hash (no reload, so a fetch stub in the page stays).
+async fn open_hash(c: &Client, hash: &str) {
+    c.execute("location.hash = arguments[0]; return true;", vec![json!(hash)]).await.expect("set hash");
+}
+
+/// No sideways scrolling: the page is no wider than the window.
+async fn assert_no_overflow(c: &Client, what: &str) {
+    let w = c
+        .execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![])
+        .await
+        .expect("widths");
+    assert!(w[0].as_f64() <= w[1].as_f64(), "{what}: page wider than the window (scrollWidth, innerWidth) = {w}");
+}
+
+/// The Cluster page on a single node (one `local` row, the "Single node" hint, refreshed every
+/// 2 s only while shown, no horizontal overflow on a phone, the executions list without a Node
+/// column); then, with `/api/v1/cluster` and `/api/v1/executions` answered by a stub inside the
+/// page, how a three-node cluster with one node gone shows on the Cluster page, the dashboard and
+/// the executions list and detail. Screenshots: target/ui-screenshots/cluster-*.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_cluster_page() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+
+    c.goto(&format!("{base}/#/cluster")).await.expect("open cluster");
+    wait_js(&c, "document.querySelector('#cl-rows tr[data-node]')", "the node table").await;
+    let seen = c
+        .execute(
+            "return [document.querySelector('main h1').textContent, document.querySelector('#cl-mode').textContent,
+                     [...document.querySelectorAll('#cl-rows tr')].map(r => r.dataset.node), document.querySelector('nav a.active').textContent,
+                     document.querySelector('#cl-table caption').textContent, document.querySelectorAll('#cl-table th[scope=col]').length,
+                     document.querySelector('#cl-rows tr').textContent];",
+            vec![],
+        )
+        .await
+        .expect("cluster page");
+    assert_eq!(seen[0], json!("Cluster"), "{seen}");
+    assert!(seen[1].as_str().unwrap_or("").starts_with("Single node (no cluster): start nodes with --cluster"), "{seen}");
+    assert_eq!(seen[2], json!(["local"]), "one row, the local node: {seen}");
+    assert_eq!(seen[3], json!("Cluster"), "nav entry active: {seen}");
+    assert!(seen[4].as_str().unwrap_or("").starts_with("Nodes"), "{seen}");
+    assert_eq!(seen[5], json!(9), "{seen}");
+    assert!(seen[6].as_str().unwrap_or("").contains("live"), "the state is written, not only coloured: {seen}");
+    shot(&c, "cluster-single").await;
+
+    // Refreshed every 2 s while shown; the timer stops on leaving the page.
+    let calls = "performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/cluster')).length";
+    wait_js(&c, &format!("{calls} >= 3"), "two refreshes").await;
+    open_hash(&c, "#/executions").await;
+    wait_js(&c, "document.querySelector('#exec-rows tr')", "executions").await;
+    let node_col = c.execute("return getComputedStyle(document.querySelector('#exec-table th.node-col')).display;", vec![]).await.expect("col");
+    assert_eq!(node_col, json!("none"), "no Node column on a single node");
+    let before = c.execute(&format!("return {calls};"), vec![]).await.expect("calls");
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let after = c.execute(&format!("return {calls};"), vec![]).await.expect("calls");
+    assert_eq!(before, after, "no refreshes after leaving the Cluster page");
+
+    // A phone: no sideways scrolling.
+    c.set_window_size(390, 844).await.expect("resize");
+    c.goto(&format!("{base}/#/cluster")).await.expect("open cluster");
+    wait_js(&c, "document.querySelector('#cl-rows tr[data-node=local]')", "the node table").await;
+    assert_no_overflow(&c, "single node, 390 px").await;
+    shot(&c, "cluster-single-phone").await;
+
+    // A three-node cluster (node3 gone), as the API would describe it, stubbed in the page.
+    let node = |id: &str, live: bool, hb: u64, sb: u32| {
+        json!({"id": id, "api_url": format!("http://10.0.0.1{}:8080", &id[4..]), "runtimes": ["docker", "gvisor"], "live": live,
+               "last_heartbeat_ms": hb, "sandboxes": sb, "max_sandboxes": 64, "idle_sandboxes": 2, "warm_versions": 1, "running": 1,
+               "memory_committed_mb": 384, "memory_budget_mb": 18000, "started_at": "2025-01-01T00:00:00Z", "software": "0.1.0"})
+    };
+    let cluster = json!({"mode": "cluster", "node": "node2", "nodes": [node("node1", true, 412, 3), node("node2", true, 0, 5), node("node3", false, 9300, 0)]});
+    let exec = json!({"id": "ex-1", "function": "fib", "version": 1, "runtime": "docker", "status": "success", "trigger": "api",
+                      "cold_start": false, "started_at": "2025-01-01T00:00:00Z", "duration_ms": 12.3, "exec_ms": 1.2,
+                      "memory_bytes": 10485760, "node": "node2", "input": "{}", "output": 55, "logs": ""});
+    c.execute(
+        "const stubs = arguments[0], real = window.fetch.bind(window);
+         window.fetch = (url, init) => {
+           const hit = stubs.find(([prefix]) => String(url).startsWith(prefix));
+           return hit ? Promise.resolve(new Response(JSON.stringify(hit[1]), { headers: { 'content-type': 'application/json' } })) : real(url, init);
+         };
+         return true;",
+        vec![json!([["/api/v1/cluster", cluster], ["/api/v1/executions/ex-1", exec], ["/api/v1/executions?", [exec]]])],
+    )
+    .await
+    .expect("stub");
+    open_hash(&c, "#/functions").await;
+    wait_js(&c, "document.querySelector('#fn-table table, #fn-table .empty a')", "functions page").await;
+    open_hash(&c, "#/cluster").await;
+    wait_js(&c, "document.querySelectorAll('#cl-rows tr[data-node]').length === 3", "three nodes").await;
+    let seen = c
+        .execute(
+            "return [document.querySelector('#cl-mode').textContent, document.querySelector('#cl-rows tr[data-node=node3]').textContent,
+                     document.querySelector('#cl-rows tr[data-node=node2]').textContent, document.querySelector('#cl-rows tr[data-node=node1] a').getAttribute('href')];",
+            vec![],
+        )
+        .await
+        .expect("cluster");
+    assert!(seen[0].as_str().unwrap_or("").contains("2 of 3 nodes live") && seen[0].as_str().unwrap_or("").contains("node2"), "{seen}");
+    assert!(seen[1].as_str().unwrap_or("").contains("gone") && seen[1].as_str().unwrap_or("").contains("9.3 s ago"), "{seen}");
+    assert!(seen[2].as_str().unwrap_or("").contains("(this node)") && seen[2].as_str().unwrap_or("").contains("5 / 64"), "{seen}");
+    assert_eq!(seen[3], json!("http://10.0.0.11:8080"), "{seen}");
+    assert_no_overflow(&c, "three nodes, 390 px").await;
+    shot(&c, "cluster-three-phone").await;
+    c.set_window_size(1280, 1000).await.expect("resize");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shot(&c, "cluster-three").await;
+
+    // The dashboard links to it.
+    open_hash(&c, "#/dashboard").await;
+    let line = wait_js(&c, "document.querySelector('#d-cluster:not([hidden]) a')?.textContent", "the cluster line").await;
+    assert_eq!(line, json!("Cluster: 2 of 3 nodes live"));
+    let href = c.execute("return document.querySelector('#d-cluster a').getAttribute('href');", vec![]).await.expect("href");
+    assert_eq!(href, json!("#/cluster"));
+
+    // Executions with a node: the Node column appears, and the detail names the node.
+    open_hash(&c, "#/executions").await;
+    wait_js(&c, "document.querySelector('#exec-rows tr[data-id=ex-1]')", "the stubbed execution").await;
+    let col = c
+        .execute("return [getComputedStyle(document.querySelector('#exec-table th.node-col')).display, document.querySelector('#exec-rows tr td.node-col').textContent];", vec![])
+        .await
+        .expect("col");
+    assert_eq!(col, json!(["table-cell", "node2"]));
+    c.find(Locator::Css("#exec-rows tr[data-id=ex-1]")).await.expect("row").click().await.expect("click");
+    let n = wait_js(&c, "document.querySelector('#result-node')?.textContent", "the node in the detail").await;
+    assert_eq!(n, json!("node2"));
+    shot(&c, "cluster-executions").await;
+    c.close().await.expect("close browser");
+}

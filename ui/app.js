@@ -6,6 +6,9 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const fmtMs = (v) => (v == null ? "–" : v < 10 ? v.toFixed(2) + " ms" : v < 1000 ? v.toFixed(1) + " ms" : (v / 1000).toFixed(2) + " s");
 const fmtMb = (b) => (b == null ? "–" : (b / 1048576).toFixed(1) + " MB");
 const fmtPct = (r) => (r == null ? "–" : (r * 100).toFixed(1) + "%");
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const fmtMemMb = (mb) => (mb >= 1024 ? (mb / 1024).toFixed(1) + " GB" : mb + " MB");
+const fmtAgo = (ms) => (ms < 60000 ? (ms / 1000).toFixed(1) + " s ago" : ms < 3600000 ? Math.round(ms / 60000) + " min ago" : Math.round(ms / 3600000) + " h ago");
 const badge = (v) => `<span class="badge ${esc(v)}">${esc(v)}</span>`;
 const LIMITS = { timeout_ms: [100, 300000], memory_mb: [32, 2048], concurrency: [1, 64] };
 
@@ -394,6 +397,7 @@ function resultPanel(r) {
       <div class="stat"><div class="l">Memory</div><div class="v">${fmtMb(r.memory_bytes)}</div></div>
       <div class="stat"><div class="l">Start</div><div class="v">${r.cold_start ? "cold" : "warm"}</div></div>
       <div class="stat"><div class="l">Runtime</div><div class="v">${badge(r.runtime)} <span class="muted">v${r.version}</span></div></div>
+      ${r.node ? `<div class="stat"><div class="l">Node</div><div class="v" id="result-node">${esc(r.node)}</div></div>` : ""}
     </div>
     ${r.status === "success" ? `<h2>Output</h2><pre id="output">${esc(JSON.stringify(r.output, null, 2))}</pre>` : ""}
     ${err}
@@ -466,18 +470,19 @@ pages.executions = async (main) => {
       <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option></select></div>
       <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
     </div></div>
-    <div class="panel table-wrap"><table><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
+    <div class="panel table-wrap"><table id="exec-table"><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th class="node-col">Node</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
     <div class="panel" id="exec-detail" hidden></div>`;
   const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value });
   // The stream is opened with trigger=all so that changing the filter needs no reconnect.
   const triggerMatches = (t, want) => (want === "all" ? true : want ? t === want : t !== "compare");
   const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger);
-  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : ""}</span></td><td>${badge(e.runtime)}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : ""}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
   const load = async () => {
     const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
     q.set("limit", "100");
     const list = await api("GET", "/api/v1/executions?" + q);
-    $("#exec-rows").innerHTML = list.length ? list.map(row).join("") : `<tr><td colspan="8" class="empty">No executions match.</td></tr>`;
+    $("#exec-rows").innerHTML = list.length ? list.map(row).join("") : `<tr><td colspan="9" class="empty">No executions match.</td></tr>`;
+    $("#exec-table").classList.toggle("with-node", list.some((e) => e.node));
   };
   const openDetail = async (id) => {
     const e = await api("GET", `/api/v1/executions/${id}`);
@@ -500,6 +505,7 @@ pages.executions = async (main) => {
     const body = $("#exec-rows");
     body.querySelector(".empty")?.closest("tr")?.remove();
     body.insertAdjacentHTML("afterbegin", row(e));
+    if (e.node) $("#exec-table").classList.add("with-node");
     while (body.rows.length > 200) body.deleteRow(-1);
   });
   es.onerror = () => { $("#live").textContent = "reconnecting"; };
@@ -530,7 +536,7 @@ function bars(rows, { max, format, cls }) {
 // ---------- Dashboard ----------
 pages.dashboard = async (main) => {
   const fns = await listFunctions();
-  main.innerHTML = `<h1>Metrics dashboard</h1>
+  main.innerHTML = `<h1>Metrics dashboard</h1><p id="d-cluster" hidden></p>
     <div class="panel"><div class="row">
       <div class="field"><label for="d-function">Function</label><select id="d-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
       <div class="field"><label for="d-runtime">Runtime</label><select id="d-runtime"><option value="">Both</option><option>docker</option><option>gvisor</option></select></div>
@@ -608,9 +614,17 @@ pages.dashboard = async (main) => {
       $("#chart-memory").innerHTML = "";
     }
   };
+  const clusterLine = $("#d-cluster");
+  const drawCluster = async () => {
+    const v = await api("GET", "/api/v1/cluster").catch(() => null);
+    clusterLine.hidden = v?.mode !== "cluster";
+    if (clusterLine.hidden) return;
+    const live = v.nodes.filter((n) => n.live).length;
+    clusterLine.innerHTML = `<a href="#/cluster">Cluster: ${live === v.nodes.length ? "" : `${live} of `}${plural(v.nodes.length, "node")} live</a>`;
+  };
   main.querySelectorAll("select").forEach((s) => s.addEventListener("change", draw));
-  await draw();
-  const timer = setInterval(draw, 10000);
+  await Promise.all([draw(), drawCluster()]);
+  const timer = setInterval(() => { draw(); drawCluster(); }, 10000);
   onLeave(() => clearInterval(timer));
 };
 
@@ -673,6 +687,44 @@ pages.compare = async (main) => {
       ${metrics.map(([label, k, f]) => `<tr><td>${label}</td><td>${f(pick(d, k))}</td><td>${f(pick(g, k))}</td><td>${ratio(k) == null ? "–" : ratio(k).toFixed(2) + "×"}</td></tr>`).join("")}
       </tbody></table></div></div>`;
   }
+};
+
+// ---------- Cluster ----------
+pages.cluster = async (main) => {
+  main.innerHTML = `<h1>Cluster</h1>
+    <div class="panel"><p id="cl-mode" style="margin:0"></p></div>
+    <div class="panel table-wrap"><table id="cl-table" class="stack"><caption>Nodes <span class="muted" id="cl-updated"></span></caption>
+      <thead><tr><th scope="col">Node</th><th scope="col">State</th><th scope="col">API</th><th scope="col">Runtimes</th><th scope="col">Sandboxes</th><th scope="col">Idle</th>
+      <th scope="col">Running</th><th scope="col">Memory</th><th scope="col">Last heartbeat</th></tr></thead><tbody id="cl-rows"></tbody></table></div>`;
+  // Element references, not lookups: a refresh that lands after leaving the page writes nowhere.
+  const mode = $("#cl-mode"), rows = $("#cl-rows"), updated = $("#cl-updated");
+  const cell = (label, html) => `<td data-label="${label}">${html}</td>`;
+  const row = (n, v) => `<tr data-node="${esc(n.id)}">
+    ${cell("Node", `<span class="mono">${esc(n.id)}</span>${n.id === v.node ? ' <span class="muted">(this node)</span>' : ""}`)}
+    ${cell("State", n.live ? '<span class="badge success">live</span>' : '<span class="badge error">gone</span>')}
+    ${cell("API", n.api_url ? `<a href="${esc(n.api_url)}">${esc(n.api_url)}</a>` : '<span class="muted">this server</span>')}
+    ${cell("Runtimes", n.runtimes.length ? n.runtimes.map(badge).join(" ") : '<span class="muted">none</span>')}
+    ${cell("Sandboxes", `${n.sandboxes} / ${n.max_sandboxes}`)}
+    ${cell("Idle", n.idle_sandboxes)}
+    ${cell("Running", n.running)}
+    ${cell("Memory", `${fmtMemMb(n.memory_committed_mb)} / ${fmtMemMb(n.memory_budget_mb)}`)}
+    ${cell("Last heartbeat", v.mode === "single" ? '<span class="muted">–</span>' : fmtAgo(n.last_heartbeat_ms))}</tr>`;
+  const draw = async () => {
+    let v;
+    try { v = await api("GET", "/api/v1/cluster"); } catch (e) {
+      updated.textContent = `· not refreshed: ${e.message}`;
+      return;
+    }
+    const live = v.nodes.filter((n) => n.live).length;
+    mode.innerHTML = v.mode === "single"
+      ? "<strong>Single node (no cluster):</strong> start nodes with <code>--cluster nats://…</code> and <code>--store postgres://…</code> to run several fnbox servers as one (see docs/CLUSTER.md)."
+      : `<strong>Cluster mode:</strong> ${live} of ${plural(v.nodes.length, "node")} live. This page was answered by <span class="mono">${esc(v.node ?? "?")}</span>.`;
+    rows.innerHTML = v.nodes.map((n) => row(n, v)).join("") || `<tr><td colspan="9" class="empty">No nodes have reported.</td></tr>`;
+    updated.textContent = `· updated ${new Date().toLocaleTimeString()}`;
+  };
+  await draw();
+  const timer = setInterval(() => { if (!document.hidden) draw(); }, 2000);
+  onLeave(() => clearInterval(timer));
 };
 
 // ---------- boot ----------
