@@ -152,7 +152,8 @@ spawn() { # $1 = record name, $2 = log, $3 = expected comm, $4... = command
     mkdir -p "$PIDS"
     printf '\n==== %s cluster.sh starting %s\n' "$(date -Is)" "$rec" >>"$log"
     # not a process-group leader (no job control in scripts), so setsid does not fork: $! is the process
-    setsid "$@" >>"$log" 2>&1 </dev/null &
+    # 9>&-: the daemon must not inherit the lock on CLUSTER_DIR/.lock (it would hold it for life)
+    setsid "$@" >>"$log" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$PIDS/$rec.pid"
     for ((i = 0; i < 50; i++)); do
@@ -312,7 +313,7 @@ step_pg_user() {
 pg_start() {
     local data=$CLUSTER_DIR/pg/data
     as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$CLUSTER_DIR/pg.log" -w -t 30 \
-        -o "-c listen_addresses=$HOST_IP -p $PG_PORT -k $CLUSTER_DIR/pg/run" start >/dev/null ||
+        -o "-c listen_addresses=$HOST_IP -p $PG_PORT -k $CLUSTER_DIR/pg/run" start >/dev/null 9>&- ||
         {
             tail -n 20 "$CLUSTER_DIR/pg.log" >&2
             die "PostgreSQL did not start (log: $CLUSTER_DIR/pg.log)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What only the test suite needs on the host: Chromium and ChromeDriver for the browser test,
-# PostgreSQL 15's server binaries for the store tests, and a Python venv with an OpenAPI
+# PostgreSQL 15's server binaries for the store tests, nats-server for the cluster tests, and a Python venv with an OpenAPI
 # validator and schemathesis.
 # Idempotent and quick when they are already there.
 set -euo pipefail
@@ -29,6 +29,14 @@ else
     fi
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+fi
+# nats-server (JetStream, clustering): the cluster transport tests and tests/cluster.rs start their own.
+if command -v nats-server >/dev/null 2>&1; then
+    echo "[test-deps] nats-server: already installed"
+else
+    echo "[test-deps] installing nats-server"
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends nats-server >/dev/null
 fi
 cd "$(dirname "$0")/.."
 

@@ -159,6 +159,9 @@ pub struct InvokeResponse<'a> {
     pub language: fnbox_core::Language,
     pub version: u32,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The cluster node that ran it (absent on a single fnbox).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: &'a Option<String>,
 }
 
 impl<'a> From<&'a Execution> for InvokeResponse<'a> {
@@ -178,6 +181,7 @@ impl<'a> From<&'a Execution> for InvokeResponse<'a> {
             language: e.language,
             version: e.version,
             started_at: e.started_at,
+            node: &e.node,
         }
     }
 }
