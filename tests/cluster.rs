@@ -181,6 +181,7 @@ async fn three_nodes_in_namespaces_on_postgres_and_nats() {
     changes_reach_every_node_within_a_second(&c).await;
     examples_through_every_node(&c).await;
     calls_find_the_warm_sandbox_wherever_it_is(&c).await;
+    the_live_stream_covers_the_cluster(&c).await;
     a_nats_server_killed(&c).await;
     postgres_restarted(&c).await;
     a_node_killed_under_load(&c).await;
@@ -350,6 +351,37 @@ async fn calls_find_the_warm_sandbox_wherever_it_is(c: &Cluster) {
         assert_eq!(nodes.len(), 1, "{name}: all calls ran where the warm sandbox is: {nodes:?}");
         let records = c.executions(1, &name).await;
         assert_eq!(records.len(), 60, "one record per call");
+    }
+}
+
+async fn the_live_stream_covers_the_cluster(c: &Cluster) {
+    // A subscriber on each node sees calls that ran on the others.
+    let mut streams = Vec::new();
+    for node in 0..3 {
+        let resp = c.http.get(format!("{}/api/v1/executions/stream", c.urls[node])).send().await.expect("stream");
+        assert_eq!(resp.status(), 200);
+        streams.push(resp);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = Vec::new();
+    for node in 0..3 {
+        let r = c.invoke(node, "spread", &json!({"n": 100 + node})).await;
+        ids.push(r["execution_id"].as_str().expect("id").to_owned());
+    }
+    for (node, stream) in streams.iter_mut().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut events = String::new();
+        while !ids.iter().all(|id| events.contains(id.as_str())) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, stream.chunk()).await {
+                Ok(Ok(Some(chunk))) => events.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("node {node}'s stream lacks some of {ids:?}: {other:?}; got {events}"),
+            }
+        }
+        // Each execution once per subscriber, from whichever node ran it.
+        for id in &ids {
+            assert_eq!(events.matches(&format!("\"id\":\"{id}\"")).count(), 1, "node {node}: {events}");
+        }
     }
 }
 
