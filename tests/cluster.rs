@@ -351,6 +351,21 @@ async fn calls_find_the_warm_sandbox_wherever_it_is(c: &Cluster) {
         assert_eq!(nodes.len(), 1, "{name}: all calls ran where the warm sandbox is: {nodes:?}");
         let records = c.executions(1, &name).await;
         assert_eq!(records.len(), 60, "one record per call");
+        // Every node's pools view shows where that sandbox is (from the heartbeats).
+        let holder = nodes.iter().next().cloned().unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let (_, pools) = c.get(2, "/api/v1/pools").await;
+            let shown = pools["nodes"].as_array().into_iter().flatten().any(|n| {
+                n["node"] == json!(holder)
+                    && n["functions"].as_array().into_iter().flatten().any(|f| f["function"] == json!(name) && f["idle"] == json!(1))
+            });
+            if shown {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node 3's pools view lacks {name} on {holder}: {pools}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
