@@ -351,6 +351,7 @@ pub async fn run(s: &Settings) -> Result<Value> {
 }
 
 async fn measure(http: &reqwest::Client, urls: Vec<String>, s: &Settings) -> Result<Value> {
+    let load_start = loadavg();
     let nodes = nodes(http, urls).await?;
     eprintln!("cluster: nodes {:?} at {:?}", nodes.ids, nodes.urls);
     let tag = format!("{:x}", chrono::Utc::now().timestamp() % 0x100000);
@@ -373,9 +374,18 @@ async fn measure(http: &reqwest::Client, urls: Vec<String>, s: &Settings) -> Res
         "cores": sh("nproc", &[]),
         "nodes": nodes.ids,
         "samples_per_path": s.warm,
+        "loadavg_1m_start": load_start, "loadavg_1m_end": loadavg(),
         "routing": routing_results,
         "throughput": tp,
     }))
+}
+
+/// The 1-minute load average (other work on this shared machine shows in it).
+fn loadavg() -> Value {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+        .map_or(Value::Null, |v| json!(v))
 }
 
 /// The section as markdown, under `heading` (e.g. `## Cluster`).
@@ -434,10 +444,11 @@ pub fn markdown(c: &Value, heading: &str) -> String {
         let here = case["ran_where_sent"].as_u64().unwrap_or(0);
         let share = if calls > 0 { format!("{here} ({:.0} %)", 100.0 * here as f64 / calls as f64) } else { "–".into() };
         s.push_str(&format!(
-            "| ({}) {} ({} functions) | {} | {} | {} | {} | {share} |\n",
+            "| ({}) {} ({} function{}) | {} | {} | {} | {} | {share} |\n",
             case["case"].as_str().unwrap_or(""),
             case["label"].as_str().unwrap_or(""),
             case["functions"],
+            if case["functions"] == json!(1) { "" } else { "s" },
             f(&case["calls_per_s"], 0),
             calls,
             case["ok_200"],
@@ -452,11 +463,18 @@ pub fn markdown(c: &Value, heading: &str) -> String {
         tp["homes"].as_object().map_or(String::new(), |m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")),
     ));
     s.push_str(&format!(
+        "1-minute load average at the start / end of this section: {} / {} (on {cores} cores; other work on the \
+         machine counts in it).\n\n",
+        f(&c["loadavg_1m_start"], 2),
+        f(&c["loadavg_1m_end"], 2),
+    ));
+    s.push_str(&format!(
         "**Read with care:** this machine has {cores} cores, shared by all three nodes, their three dockerds and \
          sandboxes, PostgreSQL, the three NATS servers and the load generator. Three nodes cannot be faster than one \
          here: (b) against (a) shows what spreading the same work over three processes and the shared store costs, \
          (c) what routing two calls in three over NATS costs, not scale-out. The nodes' store is PostgreSQL (the \
-         single-node figures above use SQLite), so *home* latency is not the single-node warm latency either.\n"
+         single-node figures above use SQLite; every answer waits for its record's commit, and scripts/cluster.sh \
+         runs PostgreSQL with fsync on), so *home* latency is not the single-node warm latency either.\n"
     ));
     s
 }
