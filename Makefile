@@ -46,7 +46,7 @@ ui-vendor:
 	@for c in core clike python javascript json; do cp ui/node_modules/prismjs/components/prism-$$c.min.js ui/vendor/; done
 	@echo "ui/vendor refreshed"
 
-## bench: latency, throughput and memory per sandbox vs `docker run` (BENCH_ARGS=--quick for a short run)
+## bench: latency, throughput and memory per sandbox vs `docker run`, then a three-node cluster section (BENCH_ARGS=--quick for a short run, --no-cluster to skip the cluster, --only-cluster for it alone)
 bench: setup
 	@$(CARGO) build --release --locked -p fnbox-bench
 	@./target/release/fnbox-bench $(BENCH_ARGS)

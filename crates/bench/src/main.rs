@@ -1,9 +1,15 @@
 //! `make bench`: starts a release fnbox, measures hello-world in Python and JavaScript on runc and
 //! on gVisor through the HTTP API — warm and cold latency, throughput at 1/4/16 clients, idle memory
 //! per warm sandbox, fnbox's own RSS — and, in the same run, the naive `docker run --rm` per call.
+//! At the end, a cluster section (`cluster.rs`): a three-node cluster on this machine, warm
+//! latency served on a function's home node against routed over NATS, and throughput on one node
+//! against three (`--no-cluster` skips it; `--only-cluster` runs only it and writes
+//! target/bench/cluster.{json,md}, and with `--write-docs` puts it into docs/BENCHMARKS.md as a
+//! dated section without touching the single-node figures).
 //! Writes target/bench/latest.{json,md}; `--write-docs` also writes docs/BENCHMARKS.md.
 //! Percentiles are nearest-rank over every sample.
 
+mod cluster;
 mod soak;
 
 use std::process::{Child, Command, Stdio};
@@ -250,6 +256,26 @@ async fn main() -> Result<()> {
         seconds: if quick { 2.0 } else { 5.0 },
         write_docs: args.iter().any(|a| a == "--write-docs"),
     };
+    let cluster_settings = cluster::Settings { warm: opts.warm, seconds: opts.seconds, clients: 16 };
+    if args.iter().any(|a| a == "--only-cluster") {
+        let c = cluster::run(&cluster_settings).await?;
+        let heading = format!(
+            "## Cluster (make bench, {}, commit {}, this {}-core machine)",
+            c["date"].as_str().and_then(|d| d.get(..10)).unwrap_or(""),
+            c["commit"].as_str().unwrap_or(""),
+            c["cores"].as_str().unwrap_or("?"),
+        );
+        let md = cluster::markdown(&c, &heading);
+        std::fs::create_dir_all("target/bench")?;
+        std::fs::write("target/bench/cluster.json", serde_json::to_string_pretty(&c)?)?;
+        std::fs::write("target/bench/cluster.md", &md)?;
+        if opts.write_docs {
+            cluster::write_docs(&md)?;
+        }
+        println!("{md}");
+        return Ok(());
+    }
+    let with_cluster = !args.iter().any(|a| a == "--no-cluster");
     let server = start_server()?;
     let url = server.url.clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
@@ -328,7 +354,13 @@ async fn main() -> Result<()> {
         }
     }
     drop(attach);
-    let out = json!({
+    let cluster = if with_cluster {
+        eprintln!("== cluster");
+        Some(cluster::run(&cluster_settings).await)
+    } else {
+        None
+    };
+    let mut out = json!({
         "date": chrono::Utc::now().to_rfc3339(),
         "machine": machine(),
         "commit": sh("git", &["rev-parse", "--short", "HEAD"]),
@@ -337,7 +369,21 @@ async fn main() -> Result<()> {
         "method": "nearest-rank percentiles over all samples; latency is end-to-end through the HTTP API",
         "results": results,
     });
-    let md = markdown(&out);
+    let mut md = markdown(&out);
+    let mut cluster_error = None;
+    match cluster {
+        Some(Ok(c)) => {
+            md.push('\n');
+            md.push_str(&cluster::markdown(&c, "## Cluster"));
+            out["cluster"] = c;
+        }
+        Some(Err(e)) => {
+            md.push_str(&format!("\n## Cluster\n\nThe cluster section failed: {e:#}\n"));
+            out["cluster"] = json!({"error": format!("{e:#}")});
+            cluster_error = Some(e);
+        }
+        None => {}
+    }
     std::fs::create_dir_all("target/bench")?;
     std::fs::write("target/bench/latest.json", serde_json::to_string_pretty(&out)?)?;
     std::fs::write("target/bench/latest.md", &md)?;
@@ -345,7 +391,10 @@ async fn main() -> Result<()> {
         std::fs::write("docs/BENCHMARKS.md", &md)?;
     }
     println!("{md}");
-    Ok(())
+    match cluster_error {
+        Some(e) => Err(e.context("cluster section")),
+        None => Ok(()),
+    }
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
