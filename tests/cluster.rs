@@ -190,6 +190,11 @@ async fn three_nodes_in_namespaces_on_postgres_and_nats() {
 async fn changes_reach_every_node_within_a_second(c: &Cluster) {
     c.create(0, json!({"name": "spread", "language": "python", "runtime": "docker", "code": SLEEPY_PY})).await;
     let created = Instant::now();
+    // Readable through the others at once (a node that does not know a name asks the store).
+    for node in [1, 2] {
+        let (status, f) = c.get(node, "/api/v1/functions/spread").await;
+        assert_eq!(status, 200, "node {node}: {f}");
+    }
     for node in [1, 2] {
         loop {
             let (status, r) = c.post(node, "/api/v1/functions/spread/invoke", &json!({"n": node})).await;

@@ -123,11 +123,16 @@ exports.handler = async () => {
 };
 "#;
 
+/// The memory size of the holder and the scanners (one size, so they share one generic pool):
+/// reading all of its own memory once took a Node scanner under gVisor to 128 MB and an OOM in
+/// one run in ten or so; 256 MB leaves it room.
+const SCAN_MEMORY_MB: u32 = 256;
+
 /// Creates and cold-starts a scanner function, as a new function of another user would be,
 /// on the same language, runtime and memory size; returns what it found.
 async fn scan(s: &TestServer, name: &str, language: &str, runtime: &str) -> Vec<String> {
     let code = if language == "python" { PY_SCANNER } else { JS_SCANNER };
-    s.create(name, language, runtime, code, json!({"timeout_ms": 60000})).await;
+    s.create(name, language, runtime, code, json!({"timeout_ms": 60000, "memory_mb": SCAN_MEMORY_MB})).await;
     let r = s.invoke(name, &json!({})).await;
     assert_eq!(r["status"], "success", "{r}");
     assert_eq!(r["cold_start"], true, "{r}");
@@ -146,7 +151,7 @@ async fn no_sandbox_that_held_one_function_serves_another() {
             let (code_secret, input_secret) = (secret(), secret());
             let holder = format!("holder-{language}-{runtime}");
             // Its code is checked at create time...
-            s.create(&holder, language, runtime, &holder_code(language, &code_secret), json!({})).await;
+            s.create(&holder, language, runtime, &holder_code(language, &code_secret), json!({"memory_mb": SCAN_MEMORY_MB})).await;
             let found = scan(&s, &format!("scan1-{language}-{runtime}"), language, runtime).await;
             assert!(
                 !found.contains(&code_secret),

@@ -124,6 +124,10 @@ impl Engine {
 
     /// The function by name: cached, or (in a cluster, where another node may just have
     /// created it) read from the store.
+    pub async fn find_function(&self, name: &str) -> Result<Arc<Function>, EngineError> {
+        self.resolve_function(name).await
+    }
+
     pub(crate) async fn resolve_function(&self, name: &str) -> Result<Arc<Function>, EngineError> {
         match self.get_function(name) {
             Ok(f) => Ok(f),

@@ -99,7 +99,8 @@ pub async fn get(
     caller: Option<Extension<Caller>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let f = state.engine.get_function(&name)?;
+    // In a cluster another node may have created it a moment ago: the store is asked then.
+    let f = state.engine.find_function(&name).await?;
     Ok(with_etag(StatusCode::OK, &f, reads_code(&caller)))
 }
 
