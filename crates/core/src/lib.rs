@@ -4,6 +4,7 @@
 
 pub mod execution;
 pub mod function;
+pub mod inflight;
 pub mod keys;
 pub mod metrics;
 pub mod store;

@@ -1,14 +1,13 @@
 //! The writer task: execution records queue up on a channel while a commit runs and go in the
 //! next one together (one transaction, one INSERT for up to [`MAX_BATCH`] records), each
 //! acknowledged only after that commit. Started executions are journalled as in flight, with
-//! this node's name, once they outlive [`INFLIGHT_GRACE`]; a record's commit drops its entry in
+//! this node's name, once they outlive [`INFLIGHT_GRACE`](fnbox_core::inflight::INFLIGHT_GRACE); a record's commit drops its entry in
 //! the same transaction, so a journalled execution is never both recorded and in flight.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use fnbox_core::inflight::{Inflight, JournalWork};
 use fnbox_core::{Execution, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -22,10 +21,6 @@ use crate::store::Health;
 /// under load without holding callers back.
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// How long a started execution stays only in memory before it is journalled as in flight.
-/// Most calls finish well within it, so the hot path costs no extra write; a call cut short by
-/// a crash inside it was never answered, so nothing acknowledged is lost (as in SQLite).
-pub(crate) const INFLIGHT_GRACE: Duration = Duration::from_millis(100);
 
 pub(crate) enum WriteCmd {
     Started(Box<Execution>),
@@ -34,20 +29,13 @@ pub(crate) enum WriteCmd {
 
 type Batch = Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)>;
 
-/// Started executions the writer knows about: not yet journalled (with their deadline), or
-/// journalled in `inflight_executions`.
-#[derive(Default)]
-struct Inflight {
-    pending: HashMap<Uuid, (Instant, Box<Execution>)>,
-    journalled: HashSet<Uuid>,
-}
 
 pub(crate) async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<WriteCmd>, node: Arc<str>, health: Arc<Health>) {
     let mut inflight = Inflight::default();
     let mut batch: Batch = Vec::new();
     loop {
         // Sleep until a command arrives or the oldest started execution is due for the journal.
-        let due = inflight.pending.values().map(|(at, _)| *at).min();
+        let due = inflight.next_due().map(Instant::from_std);
         let first = tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(cmd) => Some(cmd),
@@ -58,9 +46,7 @@ pub(crate) async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<WriteCmd>, n
         let mut next = first;
         while let Some(cmd) = next.take() {
             match cmd {
-                WriteCmd::Started(e) => {
-                    inflight.pending.insert(e.id, (Instant::now() + INFLIGHT_GRACE, e));
-                }
+                WriteCmd::Started(e) => inflight.started(e),
                 WriteCmd::Record(e, ack) => batch.push((e, ack)),
             }
             if batch.len() < MAX_BATCH {
@@ -83,15 +69,7 @@ async fn sleep_until(due: Option<Instant>) {
 /// ones' entries in one transaction, then acknowledges each record. If that fails while the
 /// server answers, each record is retried alone so one bad record cannot sink the others.
 async fn flush(pool: &Pool, batch: &mut Batch, inflight: &mut Inflight, node: &str, health: &Health) {
-    let mut finished: Vec<Uuid> = Vec::new();
-    for (e, _) in batch.iter() {
-        if inflight.pending.remove(&e.id).is_none() && inflight.journalled.remove(&e.id) {
-            finished.push(e.id);
-        }
-    }
-    let now = Instant::now();
-    let due: Vec<Uuid> = inflight.pending.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
-    let to_journal: Vec<Box<Execution>> = due.iter().filter_map(|id| inflight.pending.remove(id).map(|(_, e)| e)).collect();
+    let JournalWork { due: to_journal, finished } = inflight.take(batch.iter().map(|(e, _)| e.id));
     if batch.is_empty() && to_journal.is_empty() && finished.is_empty() {
         return;
     }
@@ -99,7 +77,7 @@ async fn flush(pool: &Pool, batch: &mut Batch, inflight: &mut Inflight, node: &s
     let outcome = health.observe(commit(pool, &records, &to_journal, &finished, node).await);
     match outcome {
         Ok(()) => {
-            inflight.journalled.extend(to_journal.iter().map(|e| e.id));
+            inflight.journalled(to_journal.iter().map(|e| e.id));
             for (_, ack) in batch.drain(..) {
                 let _ = ack.send(Ok(()));
             }
@@ -108,10 +86,8 @@ async fn flush(pool: &Pool, batch: &mut Batch, inflight: &mut Inflight, node: &s
             // Nothing reached the server: the records fail (their callers hear 503), the
             // started ones wait for the next flush, the finished ones stay journalled (so a
             // crash now still leaves an `Interrupted` record rather than nothing).
-            for e in to_journal {
-                inflight.pending.insert(e.id, (Instant::now() + INFLIGHT_GRACE, e));
-            }
-            inflight.journalled.extend(finished);
+            inflight.retry(to_journal);
+            inflight.journalled(finished);
             for (_, ack) in batch.drain(..) {
                 let _ = ack.send(Err(StoreError::Unavailable(why.clone())));
             }
@@ -119,7 +95,7 @@ async fn flush(pool: &Pool, batch: &mut Batch, inflight: &mut Inflight, node: &s
         Err(err) => {
             tracing::warn!(%err, size = batch.len(), "batched commit failed; retrying records one by one");
             match health.observe(commit(pool, &[], &to_journal, &[], node).await) {
-                Ok(()) => inflight.journalled.extend(to_journal.iter().map(|e| e.id)),
+                Ok(()) => inflight.journalled(to_journal.iter().map(|e| e.id)),
                 Err(err) => tracing::warn!(%err, "could not journal in-flight executions"),
             }
             for (e, ack) in batch.drain(..) {

@@ -7,7 +7,7 @@ mod writer {
     use uuid::Uuid;
 
     use crate::store::backend;
-    use crate::writer::INFLIGHT_GRACE;
+    use fnbox_core::inflight::INFLIGHT_GRACE;
     use crate::{SqliteStore, SyncMode};
 
     fn execution(function: &str, status: ExecutionStatus) -> Execution {

@@ -1,12 +1,12 @@
 //! The writer thread: the only connection that writes. Execution records queue up while a
 //! commit runs and go in the next one together (one transaction for up to [`MAX_BATCH`]),
 //! each acknowledged only after its commit. Started executions are journalled as in flight
-//! (after a grace, see [`INFLIGHT_GRACE`]) so a crash cannot make them vanish.
+//! (after a grace, see [`INFLIGHT_GRACE`](fnbox_core::inflight::INFLIGHT_GRACE)) so a crash cannot make them vanish.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use fnbox_core::inflight::{Inflight, JournalWork};
 use fnbox_core::{Execution, StoreError};
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
@@ -22,10 +22,6 @@ pub(crate) const MAX_BATCH: usize = 512;
 pub(crate) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 
-/// How long a started execution stays only in memory before it is journalled as in flight.
-/// Most calls finish well within it, so the hot path costs no extra write; a call cut short
-/// by a crash inside it was never answered, so nothing acknowledged is lost.
-pub(crate) const INFLIGHT_GRACE: Duration = Duration::from_millis(100);
 
 pub(crate) enum WriteCmd {
     Started(Box<Execution>),
@@ -35,20 +31,13 @@ pub(crate) enum WriteCmd {
 
 type Batch = Vec<(Box<Execution>, oneshot::Sender<Result<(), StoreError>>)>;
 
-/// Started executions the writer knows about: not yet journalled (with their deadline), or
-/// journalled in `inflight_executions`.
-#[derive(Default)]
-struct Inflight {
-    pending: HashMap<Uuid, (Instant, Box<Execution>)>,
-    journalled: HashSet<Uuid>,
-}
 
 pub(crate) fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<WriteCmd>) {
     let mut batch: Batch = Vec::new();
     let mut inflight = Inflight::default();
     loop {
         // Sleep until a command arrives or the oldest started execution is due for the journal.
-        let first = match inflight.pending.values().map(|(due, _)| *due).min() {
+        let first = match inflight.next_due() {
             None => match rx.recv() {
                 Ok(cmd) => Some(cmd),
                 Err(_) => break,
@@ -62,9 +51,7 @@ pub(crate) fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<WriteCmd>
         let mut next = first;
         while let Some(cmd) = next.take() {
             match cmd {
-                WriteCmd::Started(e) => {
-                    inflight.pending.insert(e.id, (Instant::now() + INFLIGHT_GRACE, e));
-                }
+                WriteCmd::Started(e) => inflight.started(e),
                 WriteCmd::Record(e, ack) => batch.push((e, ack)),
                 WriteCmd::Job(job) => {
                     flush(&mut conn, &mut batch, &mut inflight);
@@ -95,15 +82,7 @@ fn unjournal(conn: &Connection, id: Uuid) -> rusqlite::Result<usize> {
 /// finished ones. If the batch fails as a whole, each record is retried alone so one bad
 /// record cannot sink the others.
 fn flush(conn: &mut Connection, batch: &mut Batch, inflight: &mut Inflight) {
-    let mut finished_journalled = Vec::new();
-    for (e, _) in batch.iter() {
-        if inflight.pending.remove(&e.id).is_none() && inflight.journalled.remove(&e.id) {
-            finished_journalled.push(e.id);
-        }
-    }
-    let now = Instant::now();
-    let due: Vec<Uuid> = inflight.pending.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
-    let to_journal: Vec<Box<Execution>> = due.iter().filter_map(|id| inflight.pending.remove(id).map(|(_, e)| e)).collect();
+    let JournalWork { due: to_journal, finished: finished_journalled } = inflight.take(batch.iter().map(|(e, _)| e.id));
     if batch.is_empty() && to_journal.is_empty() && finished_journalled.is_empty() {
         return;
     }
@@ -118,7 +97,7 @@ fn flush(conn: &mut Connection, batch: &mut Batch, inflight: &mut Inflight) {
         tx.commit()
     })();
     match journalled {
-        Ok(()) => inflight.journalled.extend(to_journal.iter().map(|e| e.id)),
+        Ok(()) => inflight.journalled(to_journal.iter().map(|e| e.id)),
         Err(err) => tracing::warn!(%err, "could not journal in-flight executions"),
     }
     if batch.is_empty() {
