@@ -15,10 +15,29 @@ use crate::NatsClusterError;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Heartbeats expire from the bucket after this (a node killed without leaving disappears
-/// from a new node's first read). Routing does not wait for it: see `view::LIVE_WINDOW`.
+/// from a new node's first read). Routing does not wait for it: see `fnbox_cluster::LIVE_WINDOW`.
 const BUCKET_TTL: Duration = Duration::from_secs(10);
 
+/// Attempts at opening the bucket, each bounded by [`OPEN_ATTEMPT`]: nodes starting together
+/// race to create it, and a JetStream request caught in that race was seen never to answer.
+const OPEN_ATTEMPTS: u32 = 6;
+const OPEN_ATTEMPT: Duration = Duration::from_secs(5);
+
 pub async fn open_bucket(js: &jetstream::Context, replicas: usize) -> Result<jetstream::kv::Store, NatsClusterError> {
+    let mut last = String::new();
+    for attempt in 1..=OPEN_ATTEMPTS {
+        match tokio::time::timeout(OPEN_ATTEMPT, open_bucket_once(js, replicas)).await {
+            Ok(Ok(kv)) => return Ok(kv),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("no answer within {} s", OPEN_ATTEMPT.as_secs()),
+        }
+        tracing::warn!(attempt, reason = %last, "cluster: heartbeat bucket not open yet; retrying");
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+    Err(NatsClusterError::Bucket { bucket: NODES_BUCKET.into(), reason: last })
+}
+
+async fn open_bucket_once(js: &jetstream::Context, replicas: usize) -> Result<jetstream::kv::Store, NatsClusterError> {
     let err = |reason: String| NatsClusterError::Bucket { bucket: NODES_BUCKET.into(), reason };
     if let Ok(kv) = js.get_key_value(NODES_BUCKET).await {
         return Ok(kv);
