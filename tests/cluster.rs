@@ -7,9 +7,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
+
+use common::contract;
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -298,18 +303,6 @@ async fn changes_reach_every_node_within_a_second(c: &Cluster) {
     }
 }
 
-fn contract() -> Vec<(&'static str, Value, Value)> {
-    vec![
-        ("hello", json!({"name": "Bob"}), json!("Hello, Bob!")),
-        ("calculator", json!({"operation": "add", "num1": 10, "num2": 5}), json!(15)),
-        ("fibonacci", json!({"n": 10}), json!(55)),
-        ("strings", json!({"text": "Hello World", "operation": "uppercase"}), json!("HELLO WORLD")),
-        ("json", json!({"data": {"name": "John", "age": 30}, "operation": "keys"}), json!(["name", "age"])),
-        ("arrays", json!({"array": [1, 5, 3, 9, 2], "operation": "sum"}), json!(20)),
-        ("dates", json!({"date": "2023-01-15T12:30:45Z", "format": "iso"}), json!("2023-01-15T12:30:45Z")),
-    ]
-}
-
 async fn examples_through_every_node(c: &Cluster) {
     let (_, templates) = c.get(0, "/api/v1/templates").await;
     let templates = templates.as_array().cloned().unwrap_or_default();
@@ -486,7 +479,7 @@ async fn a_node_killed_under_load(c: &Cluster) {
     assert!(!old_containers.is_empty(), "the victim runs sandboxes");
 
     // 8 clients, spread over the three nodes until the kill, then over the two left.
-    let killed_at = std::sync::Arc::new(parking_lot_free::Flag::default());
+    let killed_at = std::sync::Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for client in 0..8usize {
         let http = c.http.clone();
@@ -496,7 +489,7 @@ async fn a_node_killed_under_load(c: &Cluster) {
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             for i in 0..40usize {
-                let node = if killed.get() { survivors[(client + i) % 2] } else { (client + i) % 3 };
+                let node = if killed.load(Ordering::SeqCst) { survivors[(client + i) % 2] } else { (client + i) % 3 };
                 let t0 = Instant::now();
                 let resp = http
                     .post(format!("{}/api/v1/functions/load/invoke", urls[node]))
@@ -519,7 +512,7 @@ async fn a_node_killed_under_load(c: &Cluster) {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     c.ctl(&["kill-node", &(victim + 1).to_string()]);
-    killed_at.set();
+    killed_at.store(true, Ordering::SeqCst);
     let killed = Instant::now();
     let mut answered: HashMap<String, usize> = HashMap::new();
     let mut unavailable = 0;
@@ -575,21 +568,4 @@ async fn a_node_killed_under_load(c: &Cluster) {
     assert!(left.is_empty(), "sandboxes of the killed node survived its restart: {left:?}");
     let r = c.invoke(victim, "load", &json!({"n": 1})).await;
     assert_eq!(r["output"], json!({"n": 1}));
-}
-
-/// A set-once flag shared by the load clients (std only).
-mod parking_lot_free {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    #[derive(Default)]
-    pub struct Flag(AtomicBool);
-
-    impl Flag {
-        pub fn set(&self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-        pub fn get(&self) -> bool {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
 }

@@ -227,3 +227,16 @@ impl TestServer {
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
     }
 }
+
+/// The contract from the original description: each example's input and its exact output.
+pub fn contract() -> Vec<(&'static str, Value, Value)> {
+    vec![
+        ("hello", json!({"name": "Bob"}), json!("Hello, Bob!")),
+        ("calculator", json!({"operation": "add", "num1": 10, "num2": 5}), json!(15)),
+        ("fibonacci", json!({"n": 10}), json!(55)),
+        ("strings", json!({"text": "Hello World", "operation": "uppercase"}), json!("HELLO WORLD")),
+        ("json", json!({"data": {"name": "John", "age": 30}, "operation": "keys"}), json!(["name", "age"])),
+        ("arrays", json!({"array": [1, 5, 3, 9, 2], "operation": "sum"}), json!(20)),
+        ("dates", json!({"date": "2023-01-15T12:30:45Z", "format": "iso"}), json!("2023-01-15T12:30:45Z")),
+    ]
+}

@@ -4,12 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fnbox_cluster::{LiveNode, NodeInfo, NodeView};
+use fnbox_cluster::{LiveNode, NodeInfo, NodeView, LIVE_WINDOW};
 use parking_lot::RwLock;
-
-/// A node not heard from for this long is left out of routing. Three heartbeats: one late
-/// or lost heartbeat does not drop a node, and a dead one is passed over within about 3 s.
-pub const LIVE_WINDOW: Duration = Duration::from_secs(3);
 
 /// Nodes gone for longer than this are forgotten (they stay listed as gone until then).
 const FORGET_AFTER: Duration = Duration::from_secs(600);

@@ -9,6 +9,6 @@ pub mod placement;
 pub mod transport;
 
 pub use messages::{Change, InvokeReply, InvokeRequest, RemoteError, RemoteErrorCode, PROTOCOL_VERSION};
-pub use node::{valid_node_id, LiveNode, NodeInfo, NodeRoom, NodeView, WarmEntry};
+pub use node::{valid_node_id, LiveNode, LIVE_WINDOW, NodeInfo, NodeRoom, NodeView, WarmEntry};
 pub use placement::{LocalOnly, Placement, Rendezvous, Target, Wanted};
 pub use transport::{Cluster, ForwardError, NodeHandler};

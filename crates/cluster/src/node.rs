@@ -65,6 +65,11 @@ impl NodeInfo {
     }
 }
 
+/// A node not heard from for this long is left out of routing and shown as gone. Three
+/// heartbeats: one late or lost heartbeat does not drop a node, and a dead one is passed over
+/// within about 3 s.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(3);
+
 /// A heartbeat and when this node received it.
 #[derive(Debug, Clone)]
 pub struct LiveNode {

@@ -9,5 +9,6 @@ pub mod templates;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
+pub use fnbox_cluster::LIVE_WINDOW;
 pub use insights::{Comparison, ComparisonSide, ErrorGroup};
 pub use fnbox_sandbox::{PoolStats, RuntimeHealth};

@@ -47,7 +47,7 @@ pub struct ClusterNode {
 pub async fn view(State(state): State<AppState>) -> Json<ClusterView> {
     let engine = &state.engine;
     let Some(nodes) = engine.cluster_nodes() else {
-        let stats = engine.pool_stats();
+        let warm = engine.pools().warm();
         let health = engine.health().await;
         let runtimes = Runtime::ALL.into_iter().filter(|r| health.available(*r).is_ok()).collect();
         let room = engine.pools().room();
@@ -62,8 +62,8 @@ pub async fn view(State(state): State<AppState>) -> Json<ClusterView> {
                 last_heartbeat_ms: 0,
                 sandboxes: room.sandboxes,
                 max_sandboxes: room.max_sandboxes,
-                idle_sandboxes: engine.pools().warm().iter().map(|w| w.idle).sum(),
-                warm_versions: u32::try_from(stats.functions.len()).unwrap_or(u32::MAX),
+                idle_sandboxes: warm.iter().map(|w| w.idle).sum(),
+                warm_versions: u32::try_from(warm.len()).unwrap_or(u32::MAX),
                 running: room.running,
                 memory_committed_mb: room.memory_committed_mb,
                 memory_budget_mb: room.memory_budget_mb,
@@ -75,7 +75,7 @@ pub async fn view(State(state): State<AppState>) -> Json<ClusterView> {
     let nodes = nodes
         .into_iter()
         .map(|(n, age)| ClusterNode {
-            live: age < std::time::Duration::from_secs(3),
+            live: age < fnbox_engine::LIVE_WINDOW,
             last_heartbeat_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
             idle_sandboxes: n.warm.iter().map(|w| w.idle).sum(),
             warm_versions: u32::try_from(n.warm.len()).unwrap_or(u32::MAX),

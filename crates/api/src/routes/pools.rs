@@ -47,7 +47,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<PoolsView> {
         nodes
             .into_iter()
             .map(|(n, age)| NodePools {
-                live: age < std::time::Duration::from_secs(3),
+                live: age < fnbox_engine::LIVE_WINDOW,
                 sandboxes: n.room.sandboxes,
                 memory_committed_mb: n.room.memory_committed_mb,
                 running: n.room.running,
