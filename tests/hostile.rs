@@ -118,9 +118,11 @@ async fn attack(s: &TestServer, hello: &Hello, case: &str, name: &str, input: Va
         done.store(true, Ordering::Release);
         (r, took)
     };
+    // At least three probes, even when the attack answers first: a function that leaves work
+    // behind answers in a few milliseconds, and what matters is how hello fares right after.
     let hellos = async {
         let mut times = Vec::new();
-        while !done.load(Ordering::Acquire) {
+        while !done.load(Ordering::Acquire) || times.len() < 3 {
             let t0 = Instant::now();
             let h = s.invoke(&hello.name, &json!({"name": "probe"})).await;
             times.push(t0.elapsed());
@@ -133,7 +135,7 @@ async fn attack(s: &TestServer, hello: &Hello, case: &str, name: &str, input: Va
     let worst = times.iter().max().copied().unwrap_or_default();
     let a = Attack { r, took };
     eprintln!(
-        "[hostile] {} {case}: status {} {} in {} ms (recorded {:.0} ms); hello x{} during it: max {:.1} ms (p50 {:.2} ms, bound {} ms)",
+        "[hostile] {} {case}: status {} {} in {} ms (recorded {:.0} ms); hello x{} during and after it: max {:.1} ms (p50 {:.2} ms, bound {} ms)",
         hello.runtime,
         a.status(),
         a.error_type(),
@@ -144,8 +146,7 @@ async fn attack(s: &TestServer, hello: &Hello, case: &str, name: &str, input: Va
         ms(hello.p50),
         hello.bound.as_millis()
     );
-    assert!(!times.is_empty(), "hello was called during {case}");
-    assert!(
+        assert!(
         worst <= hello.bound,
         "{case} on {}: a concurrent hello took {:.1} ms, over its bound of {} ms (all: {:?})\n{}",
         hello.runtime,
