@@ -120,6 +120,33 @@ struct ServeArgs {
     /// default: http://<--addr>.
     #[arg(long, env = "FNBOX_ADVERTISE")]
     advertise: Option<String>,
+    /// Dependency builds that may run at once.
+    #[arg(long, env = "FNBOX_MAX_BUILDS", default_value_t = 2)]
+    max_builds: usize,
+    /// Seconds a dependency build may take (resolve, download, install, image).
+    #[arg(long, env = "FNBOX_BUILD_TIMEOUT", default_value_t = 600)]
+    build_timeout_secs: u64,
+    /// Disk one build may use (downloads + installed packages), in MB.
+    #[arg(long, env = "FNBOX_BUILD_DISK_MB", default_value_t = 2048)]
+    build_disk_mb: u64,
+    /// Disk all dependency images together may use, in MB.
+    #[arg(long, env = "FNBOX_BUILD_CACHE_MB", default_value_t = 20480)]
+    build_cache_mb: u64,
+    /// Seconds a dependency image no function uses is kept before it is removed.
+    #[arg(long, env = "FNBOX_IMAGE_GRACE", default_value_t = 3600)]
+    image_grace_secs: u64,
+    /// Seconds between looks for unused dependency images.
+    #[arg(long, env = "FNBOX_IMAGE_COLLECT_EVERY", default_value_t = 60)]
+    image_collect_every_secs: u64,
+    /// The Python whose pip resolves dependencies (one that an unprivileged user may run).
+    #[arg(long, env = "FNBOX_PIP_PYTHON", default_value = "/usr/bin/python3")]
+    pip_python: PathBuf,
+    /// npm for JavaScript dependencies (default: the one on PATH).
+    #[arg(long, env = "FNBOX_NPM")]
+    npm: Option<PathBuf>,
+    /// Turn dependency builds off (functions with dependencies are then refused).
+    #[arg(long)]
+    no_builds: bool,
 }
 
 /// File descriptors kept for everything but client connections: sandbox channels, dockerd,
@@ -312,8 +339,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let limits = Limits::default();
     let docker = DockerBackend::connect(DockerConfig {
-        python_image: args.python_image,
-        node_image: args.node_image,
+        python_image: args.python_image.clone(),
+        node_image: args.node_image.clone(),
         instance: instance_id(&args.data_dir),
         channel: args.channel.parse().map_err(anyhow::Error::msg)?,
         socket_root: Some(socket_root(&args.data_dir)),
@@ -353,7 +380,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .into_iter()
             .filter(|r| health.available(*r).is_ok())
             .flat_map(|runtime| {
-                Language::ALL.into_iter().map(move |language| SandboxKey { language, runtime, memory_mb: limits.default_memory_mb })
+                Language::ALL.into_iter().map(move |language| SandboxKey { language, runtime, memory_mb: limits.default_memory_mb, deps: None })
             })
             .collect();
         pools.prewarm(&keys, args.prewarm);
@@ -361,10 +388,32 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // Every second: besides keep-alive and refills, this is how soon an idle sandbox that burns
     // CPU (work its function left running) is found and destroyed.
     pools.spawn_maintenance(Duration::from_secs(1));
+    let builder = if args.no_builds {
+        None
+    } else {
+        let mut c = fnbox_engine::BuilderConfig::new(args.data_dir.join("builds"));
+        c.max_builds = args.max_builds.max(1);
+        c.timeout = Duration::from_secs(args.build_timeout_secs.max(1));
+        c.max_build_bytes = args.build_disk_mb << 20;
+        c.max_cache_bytes = args.build_cache_mb << 20;
+        c.gc_grace = Duration::from_secs(args.image_grace_secs);
+        c.python_image = args.python_image.clone();
+        c.node_image = args.node_image.clone();
+        c.pip_python = args.pip_python.clone();
+        if let Some(npm) = &args.npm {
+            c.npm = npm.clone();
+        }
+        Some(fnbox_engine::Builder::new(c).map_err(|e| anyhow::anyhow!("dependency builder: {e}"))?)
+    };
     let engine = Engine::new(
         store,
         pools.clone(),
-        EngineConfig { limits, check_syntax: !args.no_syntax_check },
+        EngineConfig {
+            limits,
+            check_syntax: !args.no_syntax_check,
+            builder,
+            image_collection_every: Duration::from_secs(args.image_collect_every_secs.max(1)),
+        },
     )
     .await?;
 

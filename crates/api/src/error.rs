@@ -111,6 +111,8 @@ impl From<EngineError> for ApiError {
             EngineError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", message)
             }
+            EngineError::BuildPending(_) => ApiError::new(StatusCode::CONFLICT, "build_pending", message),
+            EngineError::BuildFailed { .. } => ApiError::new(StatusCode::CONFLICT, "build_failed", message),
             EngineError::NodeLost(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", message),
             EngineError::Store(StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %message, "store unavailable");

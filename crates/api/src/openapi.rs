@@ -29,6 +29,7 @@ use crate::routes;
         routes::functions::update,
         routes::functions::delete,
         routes::functions::invoke,
+        routes::functions::build,
         routes::executions::list,
         routes::executions::stream,
         routes::executions::get,

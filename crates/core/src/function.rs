@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::build::{Build, BuildStatus};
+
 /// The language a function is written in; selects the runtime image and bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -108,9 +110,28 @@ pub struct Function {
     pub env: BTreeMap<String, String>,
     /// An example event, used by the UI to build an input form.
     pub sample_input: Option<serde_json::Value>,
+    /// The text of a requirements.txt (Python) or package.json (JavaScript), as given.
+    #[serde(default)]
+    pub dependencies: Option<String>,
+    /// The build of this version's dependencies; `None` when it has none.
+    #[serde(default)]
+    pub build: Option<Build>,
+    /// The last version whose build was ready, kept while this one's builds or after it
+    /// failed: calls run it meanwhile. `None` when this version runs.
+    #[serde(default)]
+    pub serving: Option<Box<Function>>,
     pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Why a function cannot be called now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRunnable {
+    /// Its dependencies are being built and no earlier version can serve meanwhile.
+    Pending,
+    /// Its build failed (the message) and no earlier version can serve.
+    Failed(String),
 }
 
 /// A function as the API returns it, to every key. Environment values are write-only: only
@@ -136,9 +157,71 @@ pub struct FunctionInfo {
     pub env_names: Vec<String>,
     /// An example event, used by the UI to build an input form.
     pub sample_input: Option<serde_json::Value>,
+    /// The requirements.txt or package.json text; omitted for `invoke` keys, like the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<String>,
+    /// The build of this version's dependencies (`status: none` without dependencies). Its
+    /// logs are at `GET /api/v1/functions/{name}/build`.
+    pub build: BuildSummary,
+    /// The version calls run while this one builds or after its build failed; omitted when
+    /// this version is the one that runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_version: Option<u32>,
     pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A build without its logs and lock: what a function's view carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BuildSummary {
+    pub status: BuildStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps_hash: Option<String>,
+    /// `name version` of each installed package.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+impl BuildSummary {
+    pub fn of(build: Option<&Build>) -> BuildSummary {
+        match build {
+            None => BuildSummary {
+                status: BuildStatus::None,
+                version: None,
+                deps_hash: None,
+                packages: Vec::new(),
+                error: None,
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+                size_bytes: None,
+            },
+            Some(b) => BuildSummary {
+                status: b.status,
+                version: Some(b.version),
+                deps_hash: Some(b.deps_hash.clone()),
+                packages: b.packages.clone(),
+                error: b.error.clone(),
+                started_at: Some(b.started_at),
+                finished_at: b.finished_at,
+                duration_ms: b.duration_ms,
+                size_bytes: b.size_bytes,
+            },
+        }
+    }
 }
 
 impl FunctionInfo {
@@ -156,6 +239,9 @@ impl FunctionInfo {
             concurrency: f.concurrency,
             env_names: f.env.keys().cloned().collect(),
             sample_input: f.sample_input.clone(),
+            dependencies: if with_code { f.dependencies.clone() } else { None },
+            build: BuildSummary::of(f.build.as_ref()),
+            serving_version: f.serving.as_ref().map(|s| s.version),
             version: f.version,
             created_at: f.created_at,
             updated_at: f.updated_at,
@@ -193,6 +279,11 @@ pub struct FunctionSpec {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub sample_input: Option<serde_json::Value>,
+    /// A requirements.txt (Python) or package.json (JavaScript; its `dependencies` are used)
+    /// as text, at most 64 KiB. Registry packages only. Built once into an image layer;
+    /// calls wait for the build (409 `build_pending`).
+    #[serde(default)]
+    pub dependencies: Option<String>,
 }
 
 fn default_runtime() -> Runtime {
@@ -220,6 +311,16 @@ pub struct FunctionPatch {
     /// without knowing them (they are write-only).
     pub env: Option<BTreeMap<String, Option<String>>>,
     pub sample_input: Option<serde_json::Value>,
+    /// New dependencies text; `null` or `""` removes them. The version built meanwhile keeps
+    /// serving until the new build is ready.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub dependencies: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`, so `null` can mean "remove".
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl Function {
@@ -243,12 +344,52 @@ impl Function {
             self.concurrency,
             self.env.keys().collect::<Vec<_>>(),
             &self.sample_input,
+            &self.dependencies,
+            self.build.as_ref().map(|b| b.status),
         ))
         .unwrap_or_default();
         h.update(&settings);
         let digest = h.finalize();
         let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         format!("\"{}-{hex}\"", self.version)
+    }
+
+    /// The version that calls run now: this one when it has no build or its build is ready,
+    /// else the version kept serving meanwhile, else why nothing can run.
+    pub fn runnable(&self) -> Result<&Function, NotRunnable> {
+        match &self.build {
+            None => Ok(self),
+            Some(b) if b.status == BuildStatus::Ready || b.status == BuildStatus::None => Ok(self),
+            Some(b) => match &self.serving {
+                Some(prev) => Ok(prev),
+                None if b.status == BuildStatus::Failed => {
+                    Err(NotRunnable::Failed(b.error.clone().unwrap_or_else(|| "the build failed".into())))
+                }
+                None => Err(NotRunnable::Pending),
+            },
+        }
+    }
+
+    /// This function as JSON with its environment's values: for the store only (the
+    /// `serving` copy is kept in one column). [`Function`]'s own serialization leaves them out.
+    pub fn to_stored_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let (Some(obj), Ok(env)) = (v.as_object_mut(), serde_json::to_value(&self.env)) {
+            obj.insert("env".into(), env);
+            if let (Some(serving), Some(s)) = (self.serving.as_ref(), obj.get_mut("serving")) {
+                if let (Ok(inner), Some(o)) = (serde_json::from_str::<serde_json::Value>(&serving.to_stored_json()), s.as_object_mut()) {
+                    if let Some(inner) = inner.as_object() {
+                        *o = inner.clone();
+                    }
+                }
+            }
+        }
+        v.to_string()
+    }
+
+    /// Reads what [`Function::to_stored_json`] wrote.
+    pub fn from_stored_json(text: &str) -> Result<Function, serde_json::Error> {
+        serde_json::from_str(text)
     }
 
     /// Builds a new function (version 1) from a validated spec.
@@ -265,6 +406,9 @@ impl Function {
             concurrency: spec.concurrency.unwrap_or(limits.default_concurrency),
             env: spec.env,
             sample_input: spec.sample_input,
+            dependencies: spec.dependencies.filter(|d| !d.trim().is_empty()),
+            build: None,
+            serving: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -305,12 +449,16 @@ impl Function {
         if let Some(v) = patch.sample_input {
             self.sample_input = Some(v);
         }
+        if let Some(v) = patch.dependencies {
+            self.dependencies = v.filter(|d| !d.trim().is_empty());
+        }
         let runs_differently = self.language != before.language
             || self.runtime != before.runtime
             || self.code != before.code
             || self.timeout_ms != before.timeout_ms
             || self.memory_mb != before.memory_mb
-            || self.env != before.env;
+            || self.env != before.env
+            || self.dependencies != before.dependencies;
         if runs_differently {
             self.version += 1;
         }

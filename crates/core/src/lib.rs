@@ -2,6 +2,8 @@
 //! `Store` and `KeyStore` traits every storage backend implements. Nothing here knows about HTTP,
 //! Docker or SQL.
 
+pub mod build;
+pub mod dependencies;
 pub mod execution;
 pub mod function;
 pub mod inflight;
@@ -11,7 +13,9 @@ pub mod store;
 pub mod validation;
 
 pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, RawJson, Trigger, TriggerFilter};
-pub use function::{Function, FunctionInfo, FunctionPatch, FunctionSpec, Language, Runtime};
+pub use build::{Build, BuildReport, BuildStatus};
+pub use dependencies::Dependencies;
+pub use function::{BuildSummary, Function, FunctionInfo, FunctionPatch, FunctionSpec, Language, NotRunnable, Runtime};
 pub use store::{Failure, Store, StoreError};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

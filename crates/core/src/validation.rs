@@ -186,6 +186,11 @@ pub fn validate_function(f: &Function, limits: &Limits) -> Result<(), Validation
     if f.description.chars().count() > limits.max_description_chars {
         errs.push("description", format!("must be at most {} characters", limits.max_description_chars));
     }
+    if let Some(deps) = &f.dependencies {
+        if let Err(e) = crate::Dependencies::parse(f.language, deps) {
+            errs.0.extend(e.0);
+        }
+    }
     if f.env.len() > limits.max_env_vars {
         errs.push("env", format!("at most {} variables", limits.max_env_vars));
     }
@@ -227,6 +232,7 @@ mod tests {
                 concurrency: None,
                 env: Default::default(),
                 sample_input: None,
+                dependencies: None,
             },
             &Limits::default(),
             chrono::Utc::now(),

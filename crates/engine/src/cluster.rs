@@ -18,6 +18,7 @@ use fnbox_cluster::{
 use fnbox_core::{Execution, Function, Runtime, Trigger};
 use serde_json::value::RawValue;
 
+use crate::builds::runnable_version;
 use crate::{Engine, EngineError};
 
 /// How often every node re-reads every function from the store.
@@ -60,6 +61,8 @@ impl Engine {
             .start(Arc::new(ThisNode(self.clone())))
             .await
             .map_err(|e| EngineError::Unavailable(format!("cannot join the cluster: {e}")))?;
+        // Builds this node started before a restart (known now that it has its name).
+        self.resume_builds();
         let engine = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RESYNC);
@@ -211,13 +214,23 @@ impl Engine {
                     } else if new.version > old.version {
                         let new = Arc::new(new);
                         cache.insert(name.to_owned(), new.clone());
-                        let version = new.version;
+                        // While the new version builds, the one serving meanwhile stays.
+                        let version = runnable_version(&new);
                         (Some(new), Then::Retire(old.id, version))
                     } else if new.version == old.version && new.updated_at > old.updated_at {
                         let resize = new.concurrency != old.concurrency;
+                        let (was, now) = (runnable_version(&old), runnable_version(&new));
                         let new = Arc::new(new);
                         cache.insert(name.to_owned(), new.clone());
-                        (Some(new.clone()), if resize { Then::Resize(new) } else { Then::Nothing })
+                        let then = if now > was {
+                            // Its build became ready: the version that served meanwhile goes.
+                            Then::Retire(new.id, now)
+                        } else if resize {
+                            Then::Resize(new.clone())
+                        } else {
+                            Then::Nothing
+                        };
+                        (Some(new), then)
                     } else {
                         (Some(old), Then::Nothing)
                     }
@@ -341,7 +354,7 @@ impl NodeHandler for ThisNode {
     async fn invoke_here(&self, request: InvokeRequest) -> Result<Execution, RemoteError> {
         let engine = &self.0;
         let mut f = engine.resolve_function(&request.function).await.map_err(to_remote)?;
-        if f.version < request.version {
+        if runnable_version(&f) < request.version {
             // The sender knows a newer version than this node's cache: read it now.
             f = engine
                 .refresh_function(&request.function)
@@ -354,16 +367,20 @@ impl NodeHandler for ThisNode {
             return Err(to_remote(EngineError::InputTooLarge { size: request.event.get().len(), limit }));
         }
         engine.store().available().map_err(|e| to_remote(e.into()))?;
+        let f = engine.runnable_of(f).map_err(to_remote)?;
         engine.invoke_as(f, request.event, request.trigger).await.map_err(to_remote)
     }
 
     async fn changed(&self, change: Change) {
         match change {
-            Change::Function { name, .. } => {
-                if let Err(e) = self.0.refresh_function(&name).await {
+            Change::Function { name, .. } => match self.0.refresh_function(&name).await {
+                // A ready build made on another node: its image is made here from the lock.
+                Ok(Some(f)) => self.0.prefetch(&f),
+                Ok(None) => {}
+                Err(e) => {
                     tracing::warn!(function = %name, error = %e, "cluster: cannot read a changed function; the next re-read will");
                 }
-            }
+            },
             Change::Keys { .. } => {
                 let _ = self.0.inner.key_changes.send(());
             }

@@ -23,11 +23,15 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Compile code at create/update time so syntax errors are reported before the first call.
     pub check_syntax: bool,
+    /// Builds functions' dependencies; without one, functions cannot have any.
+    pub builder: Option<Arc<fnbox_builder::Builder>>,
+    /// How often dependency images no function uses are looked for.
+    pub image_collection_every: Duration,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { limits: Limits::default(), check_syntax: true }
+        EngineConfig { limits: Limits::default(), check_syntax: true, builder: None, image_collection_every: Duration::from_secs(60) }
     }
 }
 
@@ -59,20 +63,22 @@ pub struct Engine {
 }
 
 pub(crate) struct Inner {
-    store: Arc<dyn Store>,
-    pools: Pools,
-    config: EngineConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) pools: Pools,
+    pub(crate) config: EngineConfig,
     /// Every function, by name. The store is the truth; this saves a read per invocation.
     pub(crate) functions: RwLock<HashMap<String, Arc<Function>>>,
     executions: broadcast::Sender<Arc<Execution>>,
     /// Creates, updates and deletes run one at a time: each reads the current function,
     /// checks code and writes, and two interleaved would lose one update or reuse a version.
     /// (Across nodes the store's compare-and-swap decides.)
-    writes: tokio::sync::Mutex<()>,
+    pub(crate) writes: tokio::sync::Mutex<()>,
     /// Set once this node joins a cluster.
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Membership>,
     /// Fires when another node changed the API keys.
     pub(crate) key_changes: broadcast::Sender<()>,
+    /// The logs of the builds running here, by dependencies hash (read while they run).
+    pub(crate) build_logs: parking_lot::Mutex<HashMap<String, fnbox_builder::BuildLog>>,
 }
 
 impl Engine {
@@ -89,7 +95,8 @@ impl Engine {
         let functions = store.list_functions().await?;
         let functions = functions.into_iter().map(|f| (f.name.clone(), Arc::new(f))).collect();
         let (tx, _) = broadcast::channel(STREAM_BUFFER);
-        Ok(Engine {
+        let collect_every = config.image_collection_every;
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 pools,
@@ -99,8 +106,12 @@ impl Engine {
                 writes: tokio::sync::Mutex::new(()),
                 cluster: std::sync::OnceLock::new(),
                 key_changes: broadcast::channel(16).0,
+                build_logs: parking_lot::Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        engine.resume_builds();
+        engine.spawn_image_collector(collect_every);
+        Ok(engine)
     }
 
     pub fn limits(&self) -> &Limits {
@@ -144,8 +155,11 @@ impl Engine {
     }
 
     async fn create(&self, spec: FunctionSpec, check: bool) -> Result<Arc<Function>, EngineError> {
-        let f = Function::from_spec(spec, &self.inner.config.limits, Utc::now());
+        let mut f = Function::from_spec(spec, &self.inner.config.limits, Utc::now());
         validate_function(&f, &self.inner.config.limits)?;
+        if let Some(deps) = self.dependencies_of(&f)? {
+            f.build = Some(self.plan_build(&deps, f.version));
+        }
         let _writing = self.inner.writes.lock().await;
         if self.inner.functions.read().contains_key(&f.name) {
             return Err(EngineError::Conflict(f.name));
@@ -160,6 +174,7 @@ impl Engine {
         let f = Arc::new(f);
         self.inner.functions.write().insert(f.name.clone(), f.clone());
         self.announce_function(&f);
+        self.after_write(&f);
         tracing::info!(function = %f.name, language = %f.language, runtime = %f.runtime, "function created");
         Ok(f)
     }
@@ -189,6 +204,23 @@ impl Engine {
         let code_changed = patch.code.as_ref().is_some_and(|c| *c != f.code) || patch.language.is_some_and(|l| l != f.language);
         let new_version = f.apply(patch, Utc::now());
         validate_function(&f, &self.inner.config.limits)?;
+        if new_version {
+            // New dependencies (or another language) need a new build; the same ones keep
+            // theirs, whatever its state.
+            let deps = self.dependencies_of(&f)?;
+            let same = match (&deps, &current.build) {
+                (Some(d), Some(b)) => d.hash() == b.deps_hash,
+                _ => false,
+            };
+            if same {
+                if let Some(b) = f.build.as_mut() {
+                    b.version = f.version;
+                }
+            } else {
+                f.build = deps.map(|d| self.plan_build(&d, f.version));
+            }
+            Self::plan_serving(&mut f, Some(&current));
+        }
         if code_changed || (new_version && self.inner.config.check_syntax) {
             // A new version gets its own checked sandbox (of its runtime and memory size),
             // ready for its first call; only changed code can fail the check.
@@ -202,9 +234,11 @@ impl Engine {
         self.inner.functions.write().insert(f.name.clone(), f.clone());
         self.announce_function(&f);
         if new_version {
+            self.after_write(&f);
             // Sandboxes of the old version finish their current call and are not reused;
-            // calls still waiting for one run the new version instead.
-            self.inner.pools.retire(f.id, f.version);
+            // calls still waiting for one run the new version instead (or, while it builds,
+            // the version that serves meanwhile).
+            self.inner.pools.retire(f.id, crate::builds::runnable_version(&f));
             tracing::info!(function = %f.name, version = f.version, "function updated to a new version");
         } else if f.concurrency != current.concurrency {
             self.inner.pools.set_concurrency(&f);
@@ -270,6 +304,7 @@ impl Engine {
         self.inner.store.available()?;
         validate_name(name).map_err(|_| EngineError::FunctionNotFound(name.to_owned()))?;
         let f = self.resolve_function(name).await?;
+        let f = self.runnable_of(f)?;
         let limit = self.inner.config.limits.max_input_bytes;
         if event.get().len() > limit {
             return Err(EngineError::InputTooLarge { size: event.get().len(), limit });
@@ -296,10 +331,11 @@ impl Engine {
         let mut f = f;
         let mut acquired = None;
         for _ in 0..MAX_RETIRED_RETRIES {
+            self.ensure_image(&f).await?;
             match self.inner.pools.acquire(&f).await {
                 // A comparison's copy is not in the function list: its name is the compared
                 // function's, which must not be run in its place.
-                Err(PoolError::Retired(_)) if trigger != Trigger::Compare => f = self.get_function(&f.name)?,
+                Err(PoolError::Retired(_)) if trigger != Trigger::Compare => f = self.runnable_of(self.get_function(&f.name)?)?,
                 other => {
                     acquired = Some(other);
                     break;

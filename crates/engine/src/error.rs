@@ -28,6 +28,12 @@ pub enum EngineError {
     /// The call was forwarded to another node that stopped answering: it may have run there.
     #[error("{0}")]
     NodeLost(String),
+    /// The function's dependencies are still being built and no earlier version can serve.
+    #[error("`{0}` is still building its dependencies; retry when its build is ready (GET /api/v1/functions/{0}/build?wait=60)")]
+    BuildPending(String),
+    /// The function's build failed and no earlier version can serve.
+    #[error("the dependencies of `{name}` failed to build: {message}")]
+    BuildFailed { name: String, message: String },
     #[error(transparent)]
     Store(StoreError),
 }

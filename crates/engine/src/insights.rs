@@ -159,7 +159,7 @@ impl Engine {
         iterations: u32,
         concurrency: u32,
     ) -> Result<Comparison, EngineError> {
-        let f = self.get_function(name)?;
+        let f = self.runnable_of(self.get_function(name)?)?;
         let mut errs = Vec::new();
         if !(1..=1000).contains(&iterations) {
             errs.push(("iterations", "must be between 1 and 1000"));

@@ -1,6 +1,7 @@
 //! The engine: function lifecycle and invocation. It ties the store to the sandbox pools
 //! and turns whatever a sandbox did into an execution record. It knows nothing of HTTP.
 
+mod builds;
 mod cluster;
 mod engine;
 mod error;
@@ -9,6 +10,7 @@ pub mod templates;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
+pub use fnbox_builder::{Builder, BuilderConfig};
 pub use fnbox_cluster::LIVE_WINDOW;
 pub use insights::{Comparison, ComparisonSide, ErrorGroup};
 pub use fnbox_sandbox::{PoolStats, RuntimeHealth};

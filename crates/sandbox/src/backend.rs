@@ -47,6 +47,66 @@ pub struct SandboxKey {
     pub language: Language,
     pub runtime: Runtime,
     pub memory_mb: u32,
+    /// The dependency layer the sandbox's image carries (`None`: the plain runtime image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deps: Option<DepsImage>,
+}
+
+impl SandboxKey {
+    /// The sandbox a function version runs in: its language, runtime, memory size and, when
+    /// its build is ready, its dependency image.
+    pub fn for_function(f: &fnbox_core::Function) -> SandboxKey {
+        let deps = f.build.as_ref().and_then(|b| b.image.as_deref()).and_then(DepsImage::parse);
+        SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb, deps }
+    }
+
+    /// The same sandbox without dependencies (what compiling code needs).
+    pub fn plain(self) -> SandboxKey {
+        SandboxKey { deps: None, ..self }
+    }
+}
+
+/// A dependency image's content address ([`fnbox_core::Build::image`]): 12 bytes, so keys
+/// stay `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DepsImage(pub [u8; 12]);
+
+impl DepsImage {
+    pub fn parse(hex: &str) -> Option<DepsImage> {
+        if hex.len() != 24 {
+            return None;
+        }
+        let mut out = [0u8; 12];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(DepsImage(out))
+    }
+
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The image tag a builder gives this layer and a backend starts sandboxes from.
+    pub fn image_tag(&self, language: Language) -> String {
+        let lang = match language {
+            Language::Python => "python",
+            Language::Javascript => "node",
+        };
+        format!("fnbox-deps-{lang}:{}", self.hex())
+    }
+}
+
+impl std::fmt::Debug for DepsImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl Serialize for DepsImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.hex())
+    }
 }
 
 /// Everything a backend needs to create one sandbox.

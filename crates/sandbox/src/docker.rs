@@ -273,7 +273,10 @@ impl SandboxBackend for DockerBackend {
             ..Default::default()
         };
         let body = ContainerCreateBody {
-            image: Some(self.image(spec.key.language).into()),
+            image: Some(match spec.key.deps {
+                Some(deps) => deps.image_tag(spec.key.language),
+                None => self.image(spec.key.language).into(),
+            }),
             labels: Some(labels),
             user: Some(self.config.user.clone()),
             env: socket.as_ref().map(|_| vec![format!("{SOCKET_ENV}={SOCKET_MOUNT}/ch.sock")]),

@@ -428,7 +428,7 @@ mod tests {
 
     fn spec() -> SandboxSpec {
         SandboxSpec {
-            key: SandboxKey { language: Language::Python, runtime: Runtime::Docker, memory_mb: 128 },
+            key: SandboxKey { language: Language::Python, runtime: Runtime::Docker, memory_mb: 128, deps: None },
             labels: BTreeMap::new(),
         }
     }

@@ -16,7 +16,7 @@ pub mod pool;
 pub mod protocol;
 pub mod sandbox;
 
-pub use backend::{ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
+pub use backend::{DepsImage, ExitInfo, RuntimeHealth, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec};
 pub use channel::ChannelKind;
 pub use docker::{ChannelPreference, DockerBackend, DockerConfig};
 pub use fake::FakeBackend;

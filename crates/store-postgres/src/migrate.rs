@@ -8,7 +8,10 @@ use fnbox_core::StoreError;
 use crate::error;
 
 /// (version, name, sql). Append only: a released migration is never edited.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "dependencies", include_str!("../migrations/0002_dependencies.sql")),
+];
 
 /// The advisory lock key of fnbox's migrations (any constant other tools are unlikely to use).
 const LOCK_KEY: i64 = 0x666e_626f_785f_6d67; // "fnbox_mg"

@@ -37,7 +37,7 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 pub(crate) const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
-     concurrency, env, sample_input, version, created_ns, updated_ns";
+     concurrency, env, sample_input, version, created_ns, updated_ns, dependencies, build, serving";
 
 /// A function's columns, in [`FUNCTION_COLUMNS`] order.
 pub(crate) struct FunctionRow {
@@ -55,6 +55,9 @@ pub(crate) struct FunctionRow {
     version: i64,
     created_ns: i64,
     pub(crate) updated_ns: i64,
+    dependencies: Option<String>,
+    build: Option<String>,
+    serving: Option<String>,
 }
 
 impl FunctionRow {
@@ -74,10 +77,13 @@ impl FunctionRow {
             version: i64::from(f.version),
             created_ns: nanos(f.created_at)?,
             updated_ns: nanos(f.updated_at)?,
+            dependencies: f.dependencies.clone(),
+            build: f.build.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Backend(e.to_string()))?,
+            serving: f.serving.as_ref().map(|s| s.to_stored_json()),
         })
     }
 
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 14] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
         [
             &self.id,
             &self.name,
@@ -93,6 +99,9 @@ impl FunctionRow {
             &self.version,
             &self.created_ns,
             &self.updated_ns,
+            &self.dependencies,
+            &self.build,
+            &self.serving,
         ]
     }
 }
@@ -120,6 +129,12 @@ pub(crate) fn row_to_function(r: &Row) -> Result<Function, StoreError> {
         version: u32_col(r, 11, "version")?,
         created_at: DateTime::from_timestamp_nanos(get(r, 12)?),
         updated_at: DateTime::from_timestamp_nanos(get(r, 13)?),
+        dependencies: get(r, 14)?,
+        build: get::<Option<&str>>(r, 15)?.map(serde_json::from_str).transpose().map_err(|e| corrupt("build", e))?,
+        serving: get::<Option<&str>>(r, 16)?
+            .map(|s| Function::from_stored_json(s).map(Box::new))
+            .transpose()
+            .map_err(|e| corrupt("serving version", e))?,
     })
 }
 

@@ -10,6 +10,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (4, "inflight", include_str!("../migrations/sqlite/0004_inflight.sql")),
     (5, "triggers", include_str!("../migrations/sqlite/0005_triggers.sql")),
     (6, "nodes", include_str!("../migrations/sqlite/0006_nodes.sql")),
+    (7, "dependencies", include_str!("../migrations/sqlite/0007_dependencies.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
@@ -73,7 +74,7 @@ mod tests {
             execution("e2", "fib"),
         ]
         .concat())?;
-        assert_eq!(run(&mut conn)?, vec![5, 6]);
+        assert_eq!(run(&mut conn)?, vec![5, 6, 7]);
         let names: Vec<String> =
             conn.prepare("SELECT name FROM functions ORDER BY name")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         assert_eq!(names, ["cmp-mine-docker", "fib"]);

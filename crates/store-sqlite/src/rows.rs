@@ -6,7 +6,7 @@ use rusqlite::Row;
 use uuid::Uuid;
 
 pub(crate) const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
-     concurrency, env, sample_input, version, created_at, updated_at";
+     concurrency, env, sample_input, version, created_at, updated_at, dependencies, build, serving";
 
 pub(crate) fn parse_err(col: usize, msg: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into().into())
@@ -35,6 +35,17 @@ pub(crate) fn row_to_function(r: &Row<'_>) -> rusqlite::Result<Function> {
         version: r.get(11)?,
         created_at: parse_time(12, &r.get::<_, String>(12)?)?,
         updated_at: parse_time(13, &r.get::<_, String>(13)?)?,
+        dependencies: r.get(14)?,
+        build: r
+            .get::<_, Option<String>>(15)?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| parse_err(15, e.to_string()))?,
+        serving: r
+            .get::<_, Option<String>>(16)?
+            .map(|s| Function::from_stored_json(&s).map(Box::new))
+            .transpose()
+            .map_err(|e| parse_err(16, e.to_string()))?,
     })
 }
 
@@ -78,6 +89,7 @@ pub(crate) fn time_text(t: DateTime<Utc>) -> String {
 pub(crate) fn function_params(f: &Function) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>, StoreError> {
     let env = serde_json::to_string(&f.env).map_err(|e| StoreError::Backend(e.to_string()))?;
     let sample = f.sample_input.as_ref().map(|v| v.to_string());
+    let build = f.build.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(vec![
         Box::new(f.id.to_string()),
         Box::new(f.name.clone()),
@@ -93,6 +105,9 @@ pub(crate) fn function_params(f: &Function) -> Result<Vec<Box<dyn rusqlite::ToSq
         Box::new(f.version),
         Box::new(time_text(f.created_at)),
         Box::new(time_text(f.updated_at)),
+        Box::new(f.dependencies.clone()),
+        Box::new(build),
+        Box::new(f.serving.as_ref().map(|s| s.to_stored_json())),
     ])
 }
 

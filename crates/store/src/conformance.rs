@@ -128,6 +128,48 @@ pub async fn functions_round_trip_and_conflict(b: &dyn Backend) {
     assert!(matches!(store.update_function(&f, f.updated_at).await, Err(StoreError::NotFound(_))));
 }
 
+/// A function's dependencies, its build (lock, logs, status) and the version kept serving
+/// (its environment values included, which a function's own serialization leaves out) come
+/// back as written.
+pub async fn dependencies_build_and_serving_version_round_trip(b: &dyn Backend) {
+    let store = b.open("n1").await;
+    let mut serving = function("deps");
+    serving.dependencies = Some("pyyaml==6.0.1\n".into());
+    let mut ready = fnbox_core::Build::started("h1".into(), 1, Some("n1".into()), Utc::now());
+    ready.status = fnbox_core::BuildStatus::Ready;
+    ready.lock = Some("pyyaml==6.0.1 --hash=sha256:00\n".into());
+    ready.image = Some("0123456789abcdef01234567".into());
+    ready.packages = vec!["pyyaml 6.0.1".into()];
+    ready.size_bytes = Some(4096);
+    ready.duration_ms = Some(1234);
+    ready.finished_at = Some(Utc::now());
+    serving.build = Some(ready);
+    serving.env.insert("SECRET".into(), "s3cr3t".into());
+    let mut f = serving.clone();
+    f.version = 2;
+    f.dependencies = Some("pyyaml==6.0.2\nnosuchpackage\n".into());
+    let mut failed = fnbox_core::Build::started("h2".into(), 2, None, Utc::now());
+    failed.status = fnbox_core::BuildStatus::Failed;
+    failed.error = Some("ERROR: No matching distribution found for nosuchpackage".into());
+    failed.logs = "é".repeat(100);
+    f.build = Some(failed);
+    f.serving = Some(Box::new(serving.clone()));
+    store.insert_function(&f).await.expect("insert");
+    let back = store.get_function("deps").await.expect("get").expect("some");
+    assert_eq!(back, f);
+    let kept = back.serving.as_deref().expect("serving");
+    assert_eq!(kept.env.get("SECRET").map(String::as_str), Some("s3cr3t"), "the serving version keeps its environment");
+    assert_eq!(back.runnable().map(|r| r.version), Ok(1), "version 1 serves while 2 failed");
+    let mut plain = back.clone();
+    plain.dependencies = None;
+    plain.build = None;
+    plain.serving = None;
+    plain.version = 3;
+    plain.updated_at = back.updated_at + chrono::Duration::milliseconds(1);
+    store.update_function(&plain, back.updated_at).await.expect("update");
+    assert_eq!(store.get_function("deps").await.expect("get"), Some(plain), "the columns can be cleared");
+}
+
 /// Two writers (two nodes, where the backend has them) read the same state and both update:
 /// exactly one wins, the other hears `Stale`, and the winner's version is what stays.
 pub async fn compare_and_swap_lets_one_writer_win(b: &dyn Backend) {

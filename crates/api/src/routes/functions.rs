@@ -104,6 +104,50 @@ pub async fn get(
     Ok(with_etag(StatusCode::OK, &f, reads_code(&caller)))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BuildQuery {
+    /// Wait up to this many seconds for a running build to end (at most 300; default 0).
+    #[param(minimum = 0, maximum = 300)]
+    wait: Option<u32>,
+}
+
+/// Longest `?wait=` on a build.
+const MAX_BUILD_WAIT_S: u32 = 300;
+
+/// The current version's dependency build: status, packages, time, logs (live while it runs)
+/// and lock. With `?wait=N` the answer comes when the build ends or after N seconds. Logs and
+/// lock go to callers that may read code (they name the dependencies).
+#[utoipa::path(get, operation_id = "getFunctionBuild", path = "/api/v1/functions/{name}/build", tag = "functions",
+    params(("name" = String, Path), BuildQuery),
+    responses((status = 200, description = "The build (`status: none` without dependencies)", body = fnbox_core::BuildReport),
+        (status = 400, description = "Bad query parameter", body = ErrorBody),
+        (status = 404, description = "No such function", body = ErrorBody)))]
+pub async fn build(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Path(name): Path<String>,
+    Query(q): Query<BuildQuery>,
+) -> Result<Response, ApiError> {
+    let wait = q.wait.unwrap_or(0);
+    if wait > MAX_BUILD_WAIT_S {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("wait: must be between 0 and {MAX_BUILD_WAIT_S} seconds (got {wait})"),
+        ));
+    }
+    let mut report = state.engine.wait_build(&name, std::time::Duration::from_secs(u64::from(wait))).await?;
+    if !reads_code(&caller) {
+        if let Some(b) = report.build.as_mut() {
+            b.logs.clear();
+            b.lock = None;
+        }
+    }
+    Ok(axum::Json(report).into_response())
+}
+
 #[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions",
     params(("name" = String, Path),
         ("if-match" = Option<String>, Header, description = "Update only if the function's ETag is still this one (else 412)")),
@@ -196,6 +240,7 @@ impl<'a> From<&'a Execution> for InvokeResponse<'a> {
         (status = 400, description = "Malformed JSON input, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Input too large", body = ErrorBody),
+        (status = 409, description = "Its dependencies are still building (`build_pending`) or failed to build (`build_failed`, with the package manager's message) and no earlier version can serve", body = ErrorBody),
         (status = 429, description = "The function's queue is full (Retry-After)", body = ErrorBody),
         (status = 503, description = "No sandbox can be started (Retry-After)", body = ErrorBody)))]
 pub async fn invoke(

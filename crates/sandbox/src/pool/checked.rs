@@ -15,7 +15,10 @@ impl Pools {
     /// never goes back to the generic pool: when the code compiles it is kept for this
     /// version's first cold start, else destroyed. `Ok(None)` means the code compiles.
     pub async fn check(&self, f: &Function) -> Result<Option<ErrorInfo>, SandboxError> {
-        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
+        // A version whose dependency image is not built yet compiles in the plain image, and
+        // that sandbox (without its packages) is not kept for its calls.
+        let key = SandboxKey::for_function(f);
+        let keep = key.deps.is_some() || f.dependencies.is_none();
         let mut sb = match self.take_generic(key) {
             Some(sb) => sb,
             None => self.launch(key, Some(f)).await?,
@@ -23,7 +26,7 @@ impl Pools {
         self.refill(key);
         let result = sb.check(&f.code, self.inner.config.check_timeout).await;
         let retired = self.is_retired_version(f);
-        if matches!(result, Ok(None)) && !retired {
+        if matches!(result, Ok(None)) && !retired && keep {
             sb.last_used = Instant::now();
             if let Some(old) = self.inner.checked.lock().insert((f.id, f.version), sb) {
                 self.discard(old);

@@ -254,7 +254,7 @@ impl Pools {
     /// What a cold start of `f` would cost now: a code load when a pre-started sandbox is
     /// ready for it, a container start as well when not.
     pub(super) fn cold_estimate(&self, pool: &FunctionPool, f: &Function) -> Duration {
-        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
+        let key = SandboxKey::for_function(f);
         let ready = self.inner.generic.lock().get(&key).is_some_and(|l| !l.is_empty());
         if ready { pool.cold_prewarmed_us.get() } else { pool.cold_full_us.get() }
     }
@@ -283,7 +283,7 @@ impl Pools {
     }
 
     pub(super) async fn cold_start(&self, f: &Function, pool: &FunctionPool) -> Result<(Sandbox, bool), PoolError> {
-        let key = SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb };
+        let key = SandboxKey::for_function(f);
         self.inner.cold_starts.fetch_add(1, Ordering::Relaxed);
         self.note_demand(key);
         let checked = self.take_checked(f);

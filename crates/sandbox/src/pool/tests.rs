@@ -50,6 +50,9 @@ fn function(name: &str, code: &str, concurrency: u32) -> Function {
         concurrency,
         env: BTreeMap::new(),
         sample_input: None,
+        dependencies: None,
+        build: None,
+        serving: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -61,7 +64,7 @@ fn next_version(f: &Function) -> Function {
 }
 
 fn key(f: &Function) -> SandboxKey {
-    SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb }
+    SandboxKey::for_function(f)
 }
 
 struct Called {
