@@ -400,6 +400,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         c.python_image = args.python_image.clone();
         c.node_image = args.node_image.clone();
         c.pip_python = args.pip_python.clone();
+        c.instance = instance_id(&args.data_dir);
         if let Some(npm) = &args.npm {
             c.npm = npm.clone();
         }

@@ -21,6 +21,10 @@ use crate::BuildError;
 pub const LABEL_DEPS: &str = "fnbox.deps";
 /// Label: the base image id it was built on (a rebuilt runtime image means a rebuild).
 pub const LABEL_BASE: &str = "fnbox.deps.base";
+/// Label: bytes of packages the layer adds.
+pub const LABEL_SIZE: &str = "fnbox.deps.size";
+/// Label: the fnbox instance that built it (and may remove it).
+pub const LABEL_INSTANCE: &str = "fnbox.instance";
 /// Where the packages are inside the image.
 pub const DEPS_DIR: &str = "/opt/fnbox/deps";
 
@@ -228,10 +232,13 @@ fn tokio_util_free_stream(
     })
 }
 
-/// Every dependency image here: (tag, content address, size in bytes).
-pub async fn list(docker: &Docker) -> Result<Vec<(String, String, u64)>, BuildError> {
+/// Every dependency image of `instance`: (tag, content address, size in bytes).
+pub async fn list(docker: &Docker, instance: &str) -> Result<Vec<(String, String, u64)>, BuildError> {
     let opts = ListImagesOptions {
-        filters: Some(HashMap::from([("label".to_string(), vec![LABEL_DEPS.to_string()])])),
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![LABEL_DEPS.to_string(), format!("{LABEL_INSTANCE}={instance}")],
+        )])),
         ..Default::default()
     };
     let images = docker.list_images(Some(opts)).await.map_err(docker_err)?;
@@ -240,7 +247,9 @@ pub async fn list(docker: &Docker) -> Result<Vec<(String, String, u64)>, BuildEr
         .filter_map(|i| {
             let digest = i.labels.get(LABEL_DEPS)?.clone();
             let tag = i.repo_tags.first().cloned().unwrap_or_else(|| i.id.clone());
-            Some((tag, digest, u64::try_from(i.size).unwrap_or(0)))
+            // The layer's own size (the image's includes the runtime image it shares).
+            let size = i.labels.get(LABEL_SIZE).and_then(|s| s.parse().ok()).unwrap_or(0);
+            Some((tag, digest, size))
         })
         .collect())
 }

@@ -74,6 +74,8 @@ pub struct BuilderConfig {
     pub run_as: Option<RunAs>,
     /// Memory for the `docker build` step (byte-compiling).
     pub build_memory_bytes: i32,
+    /// This fnbox's instance id (its images' tags and label; see [`DepsImage::image_tag`]).
+    pub instance: String,
 }
 
 impl BuilderConfig {
@@ -92,6 +94,7 @@ impl BuilderConfig {
             npm: which("npm").unwrap_or_else(|| PathBuf::from("/usr/bin/npm")),
             run_as: root.then_some(RunAs { uid: 65534, gid: 65534 }),
             build_memory_bytes: 1 << 30,
+            instance: "default".into(),
         }
     }
 }
@@ -346,7 +349,7 @@ impl Builder {
 
     fn tag(&self, language: Language, digest: &str) -> Result<String, BuildError> {
         DepsImage::parse(digest)
-            .map(|d| d.image_tag(language))
+            .map(|d| d.image_tag(language, &self.config.instance))
             .ok_or_else(|| BuildError::Setup(format!("`{digest}` is not an image digest")))
     }
 
@@ -408,6 +411,8 @@ impl Builder {
             (image::LABEL_DEPS.to_string(), digest.clone()),
             (image::LABEL_BASE.to_string(), base.clone()),
             ("fnbox.deps.language".to_string(), language.as_str().to_string()),
+            (image::LABEL_INSTANCE.to_string(), self.config.instance.clone()),
+            (image::LABEL_SIZE.to_string(), size.to_string()),
         ]);
         let remaining = job.deadline.saturating_duration_since(Instant::now());
         let built = tokio::time::timeout(
@@ -425,7 +430,7 @@ impl Builder {
     /// Before adding `bytes` of images: unused ones go (grace or not) when the cache would
     /// pass its budget; if it still would, the build fails.
     async fn make_room(&self, bytes: u64) -> Result<(), BuildError> {
-        let images = image::list(&self.docker).await?;
+        let images = image::list(&self.docker, &self.config.instance).await?;
         let used: u64 = images.iter().map(|(_, _, s)| s).sum();
         if used + bytes <= self.config.max_cache_bytes {
             return Ok(());
@@ -454,7 +459,7 @@ impl Builder {
     /// grace period. Returns the tags removed. An image a sandbox still runs from stays
     /// (Docker refuses) and goes at a later round.
     pub async fn collect(&self, in_use: &HashSet<String>) -> Result<Vec<String>, BuildError> {
-        let images = image::list(&self.docker).await?;
+        let images = image::list(&self.docker, &self.config.instance).await?;
         let now = Instant::now();
         let mut removed = Vec::new();
         for (tag, digest, _) in images {

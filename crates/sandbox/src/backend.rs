@@ -87,13 +87,15 @@ impl DepsImage {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The image tag a builder gives this layer and a backend starts sandboxes from.
-    pub fn image_tag(&self, language: Language) -> String {
+    /// The image tag a builder gives this layer and a backend starts sandboxes from. Each
+    /// fnbox instance (data dir) has its own tags, so one that removes its unused images never
+    /// removes another's on the same dockerd (identical layers are still stored once).
+    pub fn image_tag(&self, language: Language, instance: &str) -> String {
         let lang = match language {
             Language::Python => "python",
             Language::Javascript => "node",
         };
-        format!("fnbox-deps-{lang}:{}", self.hex())
+        format!("fnbox-deps-{lang}:{}-{instance}", self.hex())
     }
 }
 

@@ -274,7 +274,7 @@ impl SandboxBackend for DockerBackend {
         };
         let body = ContainerCreateBody {
             image: Some(match spec.key.deps {
-                Some(deps) => deps.image_tag(spec.key.language),
+                Some(deps) => deps.image_tag(spec.key.language, &self.config.instance),
                 None => self.image(spec.key.language).into(),
             }),
             labels: Some(labels),
