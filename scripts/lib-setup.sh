@@ -55,6 +55,14 @@ step_apt_packages() {
             missing+=("$pkg")
         fi
     done
+    # Dependency builds resolve with the system Python's pip (one that `nobody` may run) and
+    # with npm; Debian's npm only when there is none (a NodeSource node ships its own).
+    if ! pkg_installed python3-pip && ! /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+        missing+=(python3-pip)
+    fi
+    if ! have_cmd npm; then
+        missing+=(npm)
+    fi
     if [[ -z $(docker_bin) ]] && [[ ! " ${missing[*]} " == *" docker.io "* ]]; then
         missing+=(docker.io)
     fi
@@ -62,7 +70,7 @@ step_apt_packages() {
         missing+=(debian-archive-keyring)
     fi
     if ((${#missing[@]} == 0)); then
-        say "apt packages: already installed (docker.io runsc mmdebstrap jq python3 nodejs)"
+        say "apt packages: already installed (docker.io runsc mmdebstrap jq python3 python3-pip nodejs npm)"
         return
     fi
     say "apt packages: installing ${missing[*]}"
