@@ -482,11 +482,15 @@ pub fn markdown(c: &Value, heading: &str) -> String {
 /// Puts the section into docs/BENCHMARKS.md: in place of an earlier section of the same kind
 /// (a heading starting with `## Cluster (make bench`), else at the end. The rest is kept as is.
 pub fn write_docs(section: &str) -> Result<()> {
+    write_section("## Cluster (make bench", section)
+}
+
+/// Replaces the section of docs/BENCHMARKS.md whose heading starts with `mark` (or appends it).
+pub fn write_section(mark: &str, section: &str) -> Result<()> {
     const PATH: &str = "docs/BENCHMARKS.md";
-    const MARK: &str = "## Cluster (make bench";
     let text = std::fs::read_to_string(PATH).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let out = match lines.iter().position(|l| l.starts_with(MARK)) {
+    let out = match lines.iter().position(|l| l.starts_with(mark)) {
         Some(start) => {
             let end = lines[start + 1..].iter().position(|l| l.starts_with("## ")).map_or(lines.len(), |e| start + 1 + e);
             let mut out = lines[..start].join("\n");

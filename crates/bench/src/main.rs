@@ -10,6 +10,7 @@
 //! Percentiles are nearest-rank over every sample.
 
 mod cluster;
+mod deps;
 mod soak;
 
 use std::process::{Child, Command, Stdio};
@@ -26,7 +27,7 @@ struct Opts {
     write_docs: bool,
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -34,7 +35,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     v
 }
@@ -63,7 +64,7 @@ fn start_server() -> Result<Server> {
     start_server_with(&[])
 }
 
-fn start_server_with(extra: &[&str]) -> Result<Server> {
+pub(crate) fn start_server_with(extra: &[&str]) -> Result<Server> {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("fnbox-bench-{}-{n}", std::process::id()));
@@ -275,6 +276,23 @@ async fn main() -> Result<()> {
         println!("{md}");
         return Ok(());
     }
+    if args.iter().any(|a| a == "--only-deps") {
+        let d = deps::run(opts.cold.min(5), opts.warm.min(500)).await?;
+        let heading = format!(
+            "## Dependencies (make bench, {}, commit {})",
+            d["date"].as_str().and_then(|x| x.get(..10)).unwrap_or(""),
+            d["commit"].as_str().unwrap_or("")
+        );
+        let md = deps::markdown(&d, &heading);
+        std::fs::create_dir_all("target/bench")?;
+        std::fs::write("target/bench/deps.json", serde_json::to_string_pretty(&d)?)?;
+        std::fs::write("target/bench/deps.md", &md)?;
+        if opts.write_docs {
+            cluster::write_section("## Dependencies (make bench", &md)?;
+        }
+        println!("{md}");
+        return Ok(());
+    }
     let with_cluster = !args.iter().any(|a| a == "--no-cluster");
     let server = start_server()?;
     let url = server.url.clone();
@@ -397,11 +415,11 @@ async fn main() -> Result<()> {
     }
 }
 
-fn sh(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn sh(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
