@@ -198,7 +198,14 @@ pub struct Builder {
 const MIN_AGE_FOR_COLLECTION: Duration = Duration::from_secs(30);
 
 impl Builder {
-    pub fn new(config: BuilderConfig) -> Result<Arc<Builder>, BuildError> {
+    pub fn new(mut config: BuilderConfig) -> Result<Arc<Builder>, BuildError> {
+        if config.run_as.is_some() && !others_can_enter(&config.work_dir) {
+            // The package managers run as `nobody`, which cannot reach a data dir under a
+            // private directory (a clone in /root): builds work in a root-owned place instead.
+            let moved = PathBuf::from("/var/lib/fnbox/builds").join(&config.instance);
+            tracing::info!(from = %config.work_dir.display(), to = %moved.display(), "dependency builds work outside the data dir (it is private)");
+            config.work_dir = moved;
+        }
         let docker = Docker::connect_with_local_defaults().map_err(|e| BuildError::Docker(e.to_string()))?;
         std::fs::create_dir_all(config.work_dir.join("cache/home"))
             .map_err(|e| BuildError::Setup(format!("{}: {e}", config.work_dir.display())))?;
@@ -483,6 +490,13 @@ impl Builder {
         }
         Ok(removed)
     }
+}
+
+/// Whether a user other than the owner can traverse every directory down to `dir`.
+fn others_can_enter(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(abs) = std::path::absolute(dir) else { return false };
+    abs.ancestors().filter(|p| p.exists()).all(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
 }
 
 /// A unique enough directory name (time and a counter) without another dependency.
