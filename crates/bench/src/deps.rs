@@ -80,7 +80,7 @@ async fn wait_ready(http: &reqwest::Client, url: &str, name: &str) -> Result<Val
 }
 
 pub async fn run(cold_n: usize, warm_n: usize) -> Result<Value> {
-    let server = start_server_with(&["--prewarm", "1"])?;
+    let server = start_server_with(&[])?;
     let url = server.url.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
     let mut out = Vec::new();
