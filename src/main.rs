@@ -124,7 +124,7 @@ struct ServeArgs {
     #[arg(long, env = "FNBOX_MAX_BUILDS", default_value_t = 2)]
     max_builds: usize,
     /// Seconds a dependency build may take (resolve, download, install, image).
-    #[arg(long, env = "FNBOX_BUILD_TIMEOUT", default_value_t = 600)]
+    #[arg(long = "build-timeout", env = "FNBOX_BUILD_TIMEOUT", default_value_t = 600)]
     build_timeout_secs: u64,
     /// Disk one build may use (downloads + installed packages), in MB.
     #[arg(long, env = "FNBOX_BUILD_DISK_MB", default_value_t = 2048)]

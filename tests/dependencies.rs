@@ -339,11 +339,30 @@ async fn numpy_runs_on_both_runtimes() {
         s.create(&name, "python", rt, code, json!({"dependencies": "numpy\n", "memory_mb": 256, "timeout_ms": 30000})).await;
         let report = ready(&s, &name).await;
         assert!(report["build"]["packages"].as_array().is_some_and(|p| p.iter().any(|x| x.as_str().unwrap_or("").starts_with("numpy "))), "{report}");
-        for _ in 0..2 {
+        for call in 0..2 {
             let r = s.invoke(&name, &json!({})).await;
             assert_eq!(r["status"], json!("success"), "numpy on {rt}: {r}");
+            // No BLAS thread pool left after the call: the sandbox is reused.
+            assert_eq!(r["cold_start"], json!(call == 0), "numpy on {rt}: {r}");
             assert_eq!(r["output"]["sum"], json!([12, 15, 18, 21]), "{r}");
             assert_eq!(r["output"]["det"], json!(5.0), "{r}");
         }
+    }
+}
+
+/// A build past its time limit or its disk budget fails with that reason, and fnbox goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_are_bounded_in_time_and_disk() {
+    for (flag, value, deps, reason) in [
+        ("--build-timeout", "1", "numpy\npandas\n", "time limit"),
+        ("--build-disk-mb", "1", "pyyaml==6.0.2\n", "disk budget"),
+    ] {
+        let s = server(&[flag, value]).await;
+        s.create("bounded", "python", "docker", "def handler(e, c):\n    return 1\n", json!({"dependencies": deps})).await;
+        let report = wait_build(&s, "bounded").await;
+        assert_eq!(report["status"], json!("failed"), "{flag} {value}: {report}");
+        assert!(report["build"]["error"].as_str().unwrap_or("").contains(reason), "{flag} {value}: {report}");
+        s.create("still-fine", "python", "docker", "def handler(e, c):\n    return 2\n", json!({})).await;
+        assert_eq!(s.invoke("still-fine", &json!({})).await["output"], json!(2));
     }
 }

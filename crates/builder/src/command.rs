@@ -97,9 +97,11 @@ pub async fn run(step: Step, log: &BuildLog) -> Result<(), BuildError> {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => return Err(BuildError::Setup(format!("waiting for {}: {e}", step.program.display()))),
         Err(_) => {
-            // The whole process group: pip and npm start helpers of their own.
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
+            // The whole process group (the child leads its own, see `process_group(0)`): pip
+            // and npm may start helpers. A checked pid, never 0 or 1: killpg(1) or kill(-1)
+            // would reach every process on the host.
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
             let _ = child.kill().await;
             return Err(BuildError::Timeout);

@@ -19,8 +19,16 @@ use crate::BuildError;
 
 /// Label on every dependency image: its content address.
 pub const LABEL_DEPS: &str = "fnbox.deps";
-/// Label: the base image id it was built on (a rebuilt runtime image means a rebuild).
+/// Label: the base image id it was built on and the recipe (a rebuilt runtime image, or a
+/// change to [`dockerfile`], means a rebuild from the lock).
 pub const LABEL_BASE: &str = "fnbox.deps.base";
+/// Bumped whenever [`dockerfile`] changes what an image holds.
+pub const RECIPE: u32 = 2;
+
+/// What [`LABEL_BASE`] says of an image built now on `base`.
+pub fn base_label(base: &str) -> String {
+    format!("{base}+recipe{RECIPE}")
+}
 /// Label: bytes of packages the layer adds.
 pub const LABEL_SIZE: &str = "fnbox.deps.size";
 /// Label: the fnbox instance that built it (and may remove it).
@@ -163,11 +171,14 @@ pub fn context_tar(dockerfile: &str, tree: &Path, into: &Path) -> Result<(), Bui
 pub fn dockerfile(language: Language, base: &str) -> String {
     match language {
         // Compiled once here (the sandbox's root is read-only, so an import could not cache
-        // bytecode and would compile every package at every cold start).
+        // bytecode and would compile every package at every cold start). Numeric libraries get one
+        // thread: a sandbox has one CPU, and a BLAS thread pool started at import is a thread the
+        // host would find after every call (and discard the sandbox for).
         Language::Python => format!(
             "FROM {base}\nUSER 0:0\nCOPY deps {DEPS_DIR}/python\n\
              RUN python3 -m compileall -q -j 0 {DEPS_DIR}/python >/dev/null 2>&1 || true\n\
-             ENV PYTHONPATH={DEPS_DIR}/python\nUSER 65534:65534\n"
+             ENV PYTHONPATH={DEPS_DIR}/python OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMEXPR_NUM_THREADS=1\n\
+             USER 65534:65534\n"
         ),
         Language::Javascript => {
             format!("FROM {base}\nCOPY deps {DEPS_DIR}/node\nENV NODE_PATH={DEPS_DIR}/node/node_modules\n")

@@ -335,7 +335,7 @@ impl Builder {
             Language::Python => self.python_platform().await?.0.clone(),
             Language::Javascript => self.node_platform().await?.0.clone(),
         };
-        if image::built_on(&self.docker, &tag).await?.as_deref() == Some(base.as_str()) {
+        if image::built_on(&self.docker, &tag).await?.as_deref() == Some(image::base_label(&base).as_str()) {
             self.present.lock().insert(digest.to_owned());
             return Ok(());
         }
@@ -416,7 +416,7 @@ impl Builder {
         }
         let labels = HashMap::from([
             (image::LABEL_DEPS.to_string(), digest.clone()),
-            (image::LABEL_BASE.to_string(), base.clone()),
+            (image::LABEL_BASE.to_string(), image::base_label(&base)),
             ("fnbox.deps.language".to_string(), language.as_str().to_string()),
             (image::LABEL_INSTANCE.to_string(), self.config.instance.clone()),
             (image::LABEL_SIZE.to_string(), size.to_string()),
