@@ -147,6 +147,21 @@ impl TestServer {
         r
     }
 
+    /// Waits (`GET …/build?wait=`) for the function's dependency build to end; fails the test
+    /// unless it is ready.
+    pub async fn wait_build_ready(&self, name: &str, wait_secs: u32) -> Value {
+        let (status, r) = self.get(&format!("/api/v1/functions/{name}/build?wait={wait_secs}")).await;
+        assert_eq!(status, 200, "build of {name}: {r}");
+        assert_eq!(
+            r["status"],
+            json!("ready"),
+            "the build of {name} is not ready after {wait_secs} s: {}\n--- build logs ---\n{}",
+            r["build"]["error"],
+            tail(r["build"]["logs"].as_str().unwrap_or(""), 30)
+        );
+        r
+    }
+
     pub async fn templates(&self) -> Vec<Value> {
         let (status, t) = self.get("/api/v1/templates").await;
         assert_eq!(status, 200);
@@ -238,5 +253,27 @@ pub fn contract() -> Vec<(&'static str, Value, Value)> {
         ("json", json!({"data": {"name": "John", "age": 30}, "operation": "keys"}), json!(["name", "age"])),
         ("arrays", json!({"array": [1, 5, 3, 9, 2], "operation": "sum"}), json!(20)),
         ("dates", json!({"date": "2023-01-15T12:30:45Z", "format": "iso"}), json!("2023-01-15T12:30:45Z")),
+    ]
+}
+
+/// The examples with dependencies, each in its one language: (slug, language, input, output).
+/// They are created with their template's `dependencies` and called once the build is ready.
+pub fn dependency_contract() -> Vec<(&'static str, &'static str, Value, Value)> {
+    vec![
+        (
+            "yaml",
+            "python",
+            json!({"yaml": "service: checkout\nreplicas: 3\nrequests_per_day: 1234567\ncache_bytes: 268435456\n"}),
+            json!({"document": {"service": "checkout", "replicas": 3, "requests_per_day": 1234567, "cache_bytes": 268435456},
+                   "humanized": {"replicas": "3", "requests_per_day": "1.2 million", "cache_bytes": "268.4 MB"}, "size": "79 Bytes"}),
+        ),
+        (
+            "timeline",
+            "javascript",
+            json!({"events": [{"name": "deploy", "at": "2024-03-01T10:00:00Z"}, {"name": "rollback", "at": "2024-03-01T09:15:00Z"},
+                              {"name": "release", "at": "2024-03-03T16:45:00Z"}]}),
+            json!({"days": {"2024-03-01": ["09:15 rollback", "10:00 deploy"], "2024-03-03": ["16:45 release"]},
+                   "first": "Fri, 1 Mar 2024 09:15", "last": "Sun, 3 Mar 2024 16:45", "span_hours": 55}),
+        ),
     ]
 }

@@ -54,6 +54,20 @@ pub enum Command {
         #[arg(long)]
         input: Option<String>,
     },
+    /// Show a function's dependency build: status, packages, duration, size and logs. Exits 1
+    /// when the build failed.
+    Build {
+        name: String,
+        /// Wait up to this many seconds (at most 300) for a running build to end.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=300))]
+        wait: u32,
+        /// Follow a running build to its end, printing its logs as they come.
+        #[arg(long, conflicts_with = "wait")]
+        follow: bool,
+        /// Also print the lock (the exact packages with their hashes).
+        #[arg(long)]
+        lock: bool,
+    },
     /// Show server and runtime health.
     Health,
     /// List the cluster's nodes: runtimes, sandboxes, load, last heartbeat.
@@ -105,6 +119,19 @@ pub struct FnSettings {
     pub unset_env: Vec<String>,
     #[arg(long)]
     pub description: Option<String>,
+    /// Python dependencies: a requirements.txt (registry packages only; `-` for stdin). They are
+    /// built into the function's image; calls wait for the build.
+    #[arg(long, value_name = "FILE", conflicts_with = "package_json")]
+    pub requirements: Option<String>,
+    /// JavaScript dependencies: a package.json (only its `dependencies` are used; `-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub package_json: Option<String>,
+    /// On update: remove the function's dependencies.
+    #[arg(long, conflicts_with_all = ["requirements", "package_json"])]
+    pub no_dependencies: bool,
+    /// Do not wait for the dependency build to end (follow it with `fnbox build NAME --follow`).
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 struct Client {
@@ -237,10 +264,31 @@ async fn settings_body(client: &Client, s: &FnSettings, create: bool) -> Result<
             .ok_or_else(|| anyhow!("no example `{slug}` in {lang}; see `fnbox templates`"))?;
         body.insert("code".into(), t["code"].clone());
         body.insert("sample_input".into(), t["sample_input"].clone());
+        if let Some(deps) = t["dependencies"].as_str() {
+            body.insert("dependencies".into(), json!(deps));
+        }
         if s.description.is_none() {
             body.insert("description".into(), t["description"].clone());
         }
         language = Some(lang);
+    }
+    for (path, for_language, flag) in
+        [(&s.requirements, "python", "--requirements"), (&s.package_json, "javascript", "--package-json")]
+    {
+        let Some(path) = path else { continue };
+        if language.is_none() && create {
+            language = Some(for_language.into());
+        }
+        if let Some(l) = language.as_deref().filter(|l| *l != for_language) {
+            bail!("{flag} is for {for_language} functions, this one is {l}");
+        }
+        body.insert("dependencies".into(), json!(read_source(path)?));
+    }
+    if s.no_dependencies {
+        if create {
+            bail!("--no-dependencies is for `fn update`");
+        }
+        body.insert("dependencies".into(), Value::Null);
     }
     if let Some(l) = language {
         body.insert("language".into(), json!(l));
@@ -294,9 +342,201 @@ fn print_function(f: &Value) {
         t.add_row(vec![k.to_string(), cell(&f[k])]);
     }
     t.add_row(vec!["env".to_string(), env_cell(&f["env_names"])]);
+    let build = &f["build"];
+    if build["status"].as_str().is_some_and(|s| s != "none") {
+        let mut line = build_outcome(build);
+        if let Some(size) = build["size_bytes"].as_f64() {
+            line.push_str(&format!(", {}", fmt_size(&json!(size))));
+        }
+        t.add_row(vec!["build".to_string(), format!("v{}: {line}", cell(&build["version"]))]);
+    }
+    if let Some(v) = f["serving_version"].as_u64() {
+        let why = if build["status"] == json!("failed") { "failed" } else { "builds" };
+        t.add_row(vec!["serving".to_string(), format!("version {v} serves while version {} {why}", cell(&f["version"]))]);
+    }
+    if let Some(deps) = f["dependencies"].as_str() {
+        t.add_row(vec!["dependencies".to_string(), deps.trim_end().to_string()]);
+    }
     println!("{t}");
     if let Some(code) = f["code"].as_str() {
         println!("{code}");
+    }
+}
+
+/// What of a build's logs has not been printed yet. `printed` counts bytes of the whole log
+/// printed so far; the server keeps only the log's tail, marked `[… N bytes cut …]\n` at the
+/// front, so an answer may start later than what was printed. Returns the new text and the new
+/// count.
+fn new_log_text(logs: &str, printed: usize) -> (String, usize) {
+    let (cut, rest) = match logs.strip_prefix("[… ").and_then(|r| r.split_once(" bytes cut …]\n")) {
+        Some((n, rest)) => match n.parse::<usize>() {
+            Ok(n) => (n, rest),
+            Err(_) => (0, logs),
+        },
+        None => (0, logs),
+    };
+    let total = cut + rest.len();
+    if total <= printed {
+        return (String::new(), printed);
+    }
+    if printed < cut {
+        // More arrived between two looks than the server keeps: say so, then the tail.
+        return (format!("[… {} bytes of build output not shown …]\n{rest}", cut - printed), total);
+    }
+    let mut from = printed - cut;
+    while !rest.is_char_boundary(from) {
+        from -= 1;
+    }
+    (rest[from..].to_string(), total)
+}
+
+fn fmt_secs(ms: &Value) -> String {
+    ms.as_f64().map(|ms| format!("{:.1} s", ms / 1000.0)).unwrap_or_else(|| "-".into())
+}
+
+fn fmt_size(bytes: &Value) -> String {
+    match bytes.as_f64() {
+        Some(b) if b >= 1048576.0 => format!("{:.1} MB", b / 1048576.0),
+        Some(b) if b >= 1024.0 => format!("{:.1} KB", b / 1024.0),
+        Some(b) => format!("{b:.0} B"),
+        None => "-".into(),
+    }
+}
+
+fn packages_of(build: &Value) -> Vec<String> {
+    build["packages"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+/// `ready in 3.2 s (2 packages: humanize 4.17.0, pyyaml 6.0.2)` or `failed: <error>`.
+fn build_outcome(build: &Value) -> String {
+    match build["status"].as_str().unwrap_or("none") {
+        "ready" => {
+            let packages = packages_of(build);
+            let n = packages.len();
+            format!("ready in {} ({n} package{}: {})", fmt_secs(&build["duration_ms"]), if n == 1 { "" } else { "s" }, packages.join(", "))
+        }
+        "failed" => format!("failed: {}", build["error"].as_str().unwrap_or("(no message)")),
+        other => other.to_string(),
+    }
+}
+
+/// The build column of `fn list`: its status, and the version serving meanwhile.
+fn build_cell(f: &Value) -> String {
+    let status = f["build"]["status"].as_str().unwrap_or("none");
+    let status = if status == "none" { "-" } else { status };
+    match f["serving_version"].as_u64() {
+        Some(v) => format!("{status} (v{v} serves)"),
+        None => status.to_string(),
+    }
+}
+
+/// Follows a function's build until it ends: `GET …/build?wait=2` in a loop, printing the logs
+/// as they grow (unless `quiet`) and a last line with the outcome. Returns the last report.
+async fn follow_build(client: &Client, name: &str, quiet: bool) -> Result<Value> {
+    use std::io::Write;
+    let mut printed = 0usize;
+    let mut ends_with_newline = true;
+    // The first look answers at once, so the announcement comes before any log.
+    let mut wait = 0;
+    loop {
+        let report = client.ok(reqwest::Method::GET, &format!("/api/v1/functions/{name}/build?wait={wait}"), None).await?;
+        let status = report["status"].as_str().unwrap_or("none").to_string();
+        if !quiet {
+            if wait == 0 && status == "building" {
+                let serving = report["serving_version"].as_u64().map(|v| format!("; version {v} serves meanwhile")).unwrap_or_default();
+                println!("building dependencies of {name} version {}{serving}", cell(&report["version"]));
+            }
+            let (text, now) = new_log_text(report["build"]["logs"].as_str().unwrap_or(""), printed);
+            if !text.is_empty() {
+                print!("{text}");
+                ends_with_newline = text.ends_with('\n');
+                let _ = std::io::stdout().flush();
+            }
+            printed = now;
+        }
+        if status != "building" {
+            if !quiet {
+                if !ends_with_newline {
+                    println!();
+                }
+                if status != "none" {
+                    println!("build {}", build_outcome(&report["build"]));
+                    if status == "failed" {
+                        if let Some(v) = report["serving_version"].as_u64() {
+                            println!("version {v} keeps serving calls");
+                        }
+                    }
+                }
+            }
+            return Ok(report);
+        }
+        wait = 2;
+    }
+}
+
+/// After a create or update: waits for the build it started (unless `--no-wait`); returns the
+/// exit code (1 when the build failed).
+async fn after_change(client: &Client, f: &Value, s: &FnSettings, json_out: bool) -> Result<i32> {
+    let name = f["name"].as_str().unwrap_or(&s.name).to_string();
+    let status = f["build"]["status"].as_str().unwrap_or("none");
+    if status == "none" {
+        if json_out {
+            print_json(f);
+        }
+        return Ok(0);
+    }
+    if s.no_wait {
+        if json_out {
+            print_json(f);
+        } else if status == "building" {
+            println!("building dependencies; follow with `fnbox build {name} --follow`");
+        } else {
+            println!("build {}", build_outcome(&f["build"]));
+        }
+        return Ok(i32::from(status == "failed"));
+    }
+    let report = follow_build(client, &name, json_out).await?;
+    if json_out {
+        // One document: the function as it is now that its build ended.
+        let f = client.ok(reqwest::Method::GET, &format!("/api/v1/functions/{name}"), None).await?;
+        print_json(&f);
+    }
+    Ok(i32::from(report["status"] == json!("failed")))
+}
+
+fn print_build(report: &Value, with_lock: bool) {
+    let b = &report["build"];
+    let mut t = table(&["field", "value"]);
+    t.add_row(vec!["function".to_string(), cell(&report["function"])]);
+    t.add_row(vec!["version".to_string(), cell(&report["version"])]);
+    t.add_row(vec!["status".to_string(), cell(&report["status"])]);
+    if let Some(v) = report["serving_version"].as_u64() {
+        let why = if report["status"] == json!("failed") { "its build failed" } else { "this one builds" };
+        t.add_row(vec!["serving".to_string(), format!("version {v} serves calls while {why}")]);
+    }
+    if b.is_object() {
+        let packages = packages_of(b);
+        t.add_row(vec!["packages".to_string(), if packages.is_empty() { "-".into() } else { packages.join("\n") }]);
+        t.add_row(vec!["duration".to_string(), fmt_secs(&b["duration_ms"])]);
+        t.add_row(vec!["size".to_string(), fmt_size(&b["size_bytes"])]);
+        for k in ["started_at", "finished_at", "image", "error"] {
+            if !b[k].is_null() {
+                t.add_row(vec![k.to_string(), cell(&b[k])]);
+            }
+        }
+    }
+    println!("{t}");
+    if !b.is_object() {
+        println!("{} has no dependencies", cell(&report["function"]));
+        return;
+    }
+    if let Some(logs) = b["logs"].as_str().filter(|l| !l.trim().is_empty()) {
+        println!("--- logs ---\n{}", logs.trim_end());
+    }
+    if with_lock {
+        if let Some(lock) = b["lock"].as_str() {
+            println!("--- lock ---\n{}", lock.trim_end());
+        }
     }
 }
 
@@ -316,30 +556,29 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
         Command::Function(FnCommand::Create(s)) => {
             let body = settings_body(&client, &s, true).await?;
             let f = client.ok(Method::POST, "/api/v1/functions", Some(body.to_string())).await?;
-            if opts.json {
-                print_json(&f);
-            } else {
+            if !opts.json {
                 println!("created {} ({} on {}, version {})", cell(&f["name"]), cell(&f["language"]), cell(&f["runtime"]), cell(&f["version"]));
             }
+            return after_change(&client, &f, &s, opts.json).await;
         }
         Command::Function(FnCommand::Update(s)) => {
             let body = settings_body(&client, &s, false).await?;
             let f = client.ok(Method::PUT, &format!("/api/v1/functions/{}", s.name), Some(body.to_string())).await?;
-            if opts.json {
-                print_json(&f);
-            } else {
+            if !opts.json {
                 println!("updated {} (version {})", cell(&f["name"]), cell(&f["version"]));
             }
+            return after_change(&client, &f, &s, opts.json).await;
         }
         Command::Function(FnCommand::List) => {
             let fs = client.all_functions().await?;
             if opts.json {
                 print_json(&fs);
             } else {
-                let mut t = table(&["name", "language", "runtime", "version", "timeout ms", "memory MB", "env", "updated"]);
+                let mut t = table(&["name", "language", "runtime", "version", "timeout ms", "memory MB", "env", "build", "updated"]);
                 for f in fs.as_array().into_iter().flatten() {
                     let mut row: Vec<String> = ["name", "language", "runtime", "version", "timeout_ms", "memory_mb"].map(|k| cell(&f[k])).into();
                     row.push(f["env_names"].as_array().map_or(0, Vec::len).to_string());
+                    row.push(build_cell(f));
                     row.push(cell(&f["updated_at"]));
                     t.add_row(row);
                 }
@@ -497,6 +736,25 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                 println!("{t}");
             }
         }
+        Command::Build { name, wait, follow, lock } => {
+            let report = if follow {
+                follow_build(&client, &name, opts.json).await?;
+                client.ok(Method::GET, &format!("/api/v1/functions/{name}/build"), None).await?
+            } else {
+                client.ok(Method::GET, &format!("/api/v1/functions/{name}/build?wait={wait}"), None).await?
+            };
+            if opts.json {
+                print_json(&report);
+            } else if follow {
+                // The logs were printed as they came.
+                let mut r = report.clone();
+                r["build"]["logs"] = json!("");
+                print_build(&r, lock);
+            } else {
+                print_build(&report, lock);
+            }
+            return Ok(i32::from(report["status"] == json!("failed")));
+        }
         Command::Health => {
             let (status, h) = client.call(Method::GET, "/healthz", None).await?;
             print_json(&h);
@@ -504,4 +762,37 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_new_tail_of_the_logs_is_printed() {
+        assert_eq!(new_log_text("", 0), (String::new(), 0));
+        assert_eq!(new_log_text("a\nb", 0), ("a\nb".to_string(), 3));
+        assert_eq!(new_log_text("a\nb\nc\n", 3), ("\nc\n".to_string(), 6));
+        assert_eq!(new_log_text("a\nb\nc\n", 6), (String::new(), 6));
+        // The server keeps the tail: 10 bytes cut, "xyz\n" kept; 12 printed, 2 are new.
+        assert_eq!(new_log_text("[… 10 bytes cut …]\nxyz\n", 12), ("z\n".to_string(), 14));
+        // More was cut than was printed: the gap is said, then the tail.
+        assert_eq!(
+            new_log_text("[… 10 bytes cut …]\nxyz\n", 4),
+            ("[… 6 bytes of build output not shown …]\nxyz\n".to_string(), 14)
+        );
+        // Never splits a character.
+        let (text, n) = new_log_text("é!", 1);
+        assert_eq!((text.as_str(), n), ("é!", 3));
+    }
+
+    #[test]
+    fn the_outcome_line() {
+        let b = json!({"status": "ready", "duration_ms": 3210, "packages": ["humanize 4.17.0", "pyyaml 6.0.2"]});
+        assert_eq!(build_outcome(&b), "ready in 3.2 s (2 packages: humanize 4.17.0, pyyaml 6.0.2)");
+        let b = json!({"status": "failed", "error": "ERROR: No matching distribution found for nosuchpkg"});
+        assert_eq!(build_outcome(&b), "failed: ERROR: No matching distribution found for nosuchpkg");
+        assert_eq!(build_cell(&json!({"build": {"status": "building"}, "serving_version": 2})), "building (v2 serves)");
+        assert_eq!(build_cell(&json!({"build": {"status": "none"}})), "-");
+    }
 }
