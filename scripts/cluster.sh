@@ -11,15 +11,24 @@
 # Layout (host side of the cluster network is the bridge; PostgreSQL and NATS listen on its address):
 #
 #   host:  bridge $NAME-br  $SUBNET.1/24   PostgreSQL :$PG_PORT, NATS i :$NATS_PORT+i-1 (routes
-#          :$ROUTE_PORT+i-1, monitoring :$MON_PORT+i-1)
+#          :$ROUTE_PORT+i-1, monitoring :$MON_PORT+i-1), registry proxy (tinyproxy) :$PROXY_PORT
 #   netns $NAME-node$i: veth $NAME-n$i $SUBNET.1$i/24 (host end $NAME-h$i in the bridge), lo up,
 #          dockerd on CLUSTER_DIR/node$i/docker.sock, fnbox on http://$SUBNET.1$i:$NODE_PORT
+#
+# The namespaces have no route out; the nodes' dependency builds (pip, npm) reach PyPI and the npm
+# registry through the proxy: each node gets HTTPS_PROXY/HTTP_PROXY (and https_proxy/http_proxy) =
+# http://$SUBNET.1:$PROXY_PORT and NO_PROXY/no_proxy = the cluster subnet and localhost; the rest of its
+# environment (the host's TLS trust: SSL_CERT_FILE, PIP_CERT, NODE_EXTRA_CA_CERTS, ...) is up's. The
+# proxy runs as nobody, listens on the bridge address only, serves the cluster subnet only, tunnels
+# (CONNECT) to port 443 only and refuses plain http:// requests. An HTTPS_PROXY in up's own
+# environment becomes its upstream.
 #
 # Everything lives under CLUSTER_DIR (default target/cluster):
 #   env                      the settings `up` used (later subcommands read them from here)
 #   urls                     the nodes' API URLs, one per line;  store_url, nats_urls: what nodes get
-#   pids/{pg,nats1..3,dockerd1..3,node1..3}.pid
-#   pg.log  nats$i.log  dockerd$i.log  node$i.log
+#   pids/{pg,nats1..3,dockerd1..3,node1..3,proxy}.pid
+#   pg.log  nats$i.log  dockerd$i.log  node$i.log  proxy.log
+#   proxy/{tinyproxy.conf,filter}
 #   pg/data  pg/run (Unix socket)  nats$i/{nats.conf,js/}  images/ (docker save tarball + .ids, by image ids)
 #   node$i/{daemon.json,docker.sock,docker-data/,docker-exec/,data/,args}
 #
@@ -28,7 +37,8 @@
 #   CLUSTER_NAME=fnbox       prefix of the bridge, namespace and veth names (at most 10 characters)
 #   CLUSTER_SUBNET=10.213.0  the /24 of the cluster network (host .1, nodes .11 .12 .13)
 #   CLUSTER_PG_PORT=25432 CLUSTER_NATS_PORT=24222 CLUSTER_ROUTE_PORT=26222 CLUSTER_MON_PORT=28222
-#   CLUSTER_NODE_PORT=8080   (all bound on the cluster's own addresses, so two clusters with different
+#   CLUSTER_NODE_PORT=8080 CLUSTER_PROXY_PORT=23128
+#                            (all bound on the cluster's own addresses, so two clusters with different
 #                            names and subnets can share these numbers)
 #   CLUSTER_PG_USER=fnbox-pg the unprivileged system user PostgreSQL runs as (created when missing)
 #   FNBOX_BIN=PATH           fnbox binary (default target/release/fnbox, built when missing)
@@ -38,7 +48,8 @@
 #
 # Security: PostgreSQL trusts every connection from the cluster network and its own socket (no
 # password), NATS has no auth and fnbox runs with --insecure-open. All of it is reachable only from this
-# host and its namespaces: a local test cluster, not a deployment.
+# host and its namespaces: a local test cluster, not a deployment. (Sandboxes have no network at all;
+# the proxy is for the nodes' package managers.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,7 +82,9 @@ load_settings() {
         # shellcheck source=/dev/null
         source "$ENV_FILE"
         local k v
-        for k in NAME SUBNET PG_PORT NATS_PORT ROUTE_PORT MON_PORT NODE_PORT PG_USER; do
+        # (an env file from before the proxy existed has no PROXY_PORT)
+        PROXY_PORT=${PROXY_PORT:-${CLUSTER_PROXY_PORT:-23128}}
+        for k in NAME SUBNET PG_PORT NATS_PORT ROUTE_PORT MON_PORT NODE_PORT PROXY_PORT PG_USER; do
             v="CLUSTER_$k"
             if [[ -n ${!v:-} && ${!v} != "${!k}" ]]; then
                 warn "$v=${!v} ignored: $CLUSTER_DIR was set up with $k=${!k} (run down first to change it)"
@@ -86,6 +99,7 @@ load_settings() {
     ROUTE_PORT=${CLUSTER_ROUTE_PORT:-26222}
     MON_PORT=${CLUSTER_MON_PORT:-28222}
     NODE_PORT=${CLUSTER_NODE_PORT:-8080}
+    PROXY_PORT=${CLUSTER_PROXY_PORT:-23128}
     PG_USER=${CLUSTER_PG_USER:-fnbox-pg}
     [[ $NAME =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "CLUSTER_NAME must be 1-10 lowercase letters/digits (interface names are at most 15 characters)"
     [[ $SUBNET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "CLUSTER_SUBNET must be the first three octets of a /24, e.g. 10.213.0"
@@ -102,6 +116,7 @@ NATS_PORT=$NATS_PORT
 ROUTE_PORT=$ROUTE_PORT
 MON_PORT=$MON_PORT
 NODE_PORT=$NODE_PORT
+PROXY_PORT=$PROXY_PORT
 PG_USER=$PG_USER
 EOF
 }
@@ -120,6 +135,7 @@ derive() {
     FNBOX_BIN=${FNBOX_BIN:-$ROOT/target/release/fnbox}
     DAEMON_JSON=${FNBOX_DAEMON_JSON:-/etc/docker/daemon.json}
     MAIN_DOCKER_HOST=${FNBOX_MAIN_DOCKER_HOST:-unix:///var/run/docker.sock}
+    PROXY_URL="http://$HOST_IP:$PROXY_PORT"
 }
 ns() { echo "$NAME-node$1"; }
 node_ip() { echo "$SUBNET.1$1"; }
@@ -195,11 +211,27 @@ http_ok() { curl -fsS --max-time 2 -o /dev/null "$1" 2>/dev/null; }
 # ---------------------------------------------------------------------------------------------------
 # prerequisites
 
+# Runs "$@" (an apt-get install) with services' start at install refused: tinyproxy's package would
+# otherwise start a system-wide proxy on all addresses. An existing policy-rc.d is left as it is.
+no_service_starts() {
+    local rc=0
+    if [[ -e /usr/sbin/policy-rc.d ]]; then
+        env "$@" || rc=$?
+    else
+        printf '#!/bin/sh\n# scripts/cluster.sh: no service starts during its apt-get install\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        env "$@" || rc=$?
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    return "$rc"
+}
+
 need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, dockerd)"; }
 
 step_packages() {
     local missing=() cmd
     command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+    command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
     for cmd in curl:curl jq:jq nsenter:util-linux ip:iproute2; do
         command -v "${cmd%%:*}" >/dev/null 2>&1 || missing+=("${cmd#*:}")
     done
@@ -207,10 +239,10 @@ step_packages() {
     if ((${#missing[@]})); then
         say "packages: installing ${missing[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        no_service_starts DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 server binaries not found in $PG_BIN (apt-get install postgresql-15)"
-    say "packages: nats-server $(nats-server --version 2>&1 | awk '{print $NF}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), $(dockerd --version | cut -d, -f1)"
+    say "packages: nats-server $(nats-server --version 2>&1 | awk '{print $NF}'), $(tinyproxy -v 2>&1 | head -n1), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), $(dockerd --version | cut -d, -f1)"
 }
 
 step_binary() {
@@ -287,6 +319,91 @@ down_network() {
             warn "bridge $BR left alone: it belongs to '$(ifalias "$BR")'"
         fi
     fi
+}
+
+# ---------------------------------------------------------------------------------------------------
+# registry proxy: a node's namespace reaches only the bridge, yet its dependency builds run pip and npm,
+# which fetch from PyPI and the npm registry. tinyproxy on the bridge's host address forwards HTTPS for
+# the cluster subnet only (CONNECT to port 443; plain http:// is refused), as nobody, in the foreground
+# (its pid is the one spawn records); config and filter in proxy/, its log in proxy.log.
+
+PROXY_UID=65534 # nobody
+PROXY_GID=65534 # nogroup
+
+# A proxy this host itself needs (HTTPS_PROXY in up's environment) becomes tinyproxy's upstream.
+proxy_upstream() {
+    local u=${HTTPS_PROXY:-${https_proxy:-}}
+    [[ -n $u ]] || return 0
+    u=${u#http://}
+    u=${u%/}
+    if [[ $u == "$HOST_IP:$PROXY_PORT" ]]; then
+        return 0 # our own (an environment that came from a node)
+    elif [[ $u =~ ^([^@/]+@)?[A-Za-z0-9.-]+:[0-9]+$ ]]; then
+        echo "Upstream http $u"
+    else
+        warn "HTTPS_PROXY=$u is not http://[user:pass@]host:port: the registry proxy goes direct"
+    fi
+}
+
+proxy_conf() {
+    cat <<EOF
+# written by scripts/cluster.sh
+Port $PROXY_PORT
+Listen $HOST_IP
+Allow $SUBNET.0/24
+Timeout 600
+MaxClients 64
+# HTTPS only: pip and npm reach their registries over TLS (CONNECT), and nothing else is tunnelled
+ConnectPort 443
+# plain http:// requests (FilterURLs: the whole URL; a CONNECT's is host:port) are refused
+Filter "$CLUSTER_DIR/proxy/filter"
+FilterURLs On
+FilterType ere
+LogLevel Connect
+DisableViaHeader Yes
+XTinyproxy No
+$(proxy_upstream)
+EOF
+}
+
+# What every node's environment gets: pip (requests) and npm read these.
+proxy_env() {
+    local no="$SUBNET.0/24,$HOST_IP,localhost,127.0.0.1,::1"
+    printf '%s\n' "HTTPS_PROXY=$PROXY_URL" "https_proxy=$PROXY_URL" "HTTP_PROXY=$PROXY_URL" "http_proxy=$PROXY_URL" \
+        "NO_PROXY=$no" "no_proxy=$no"
+}
+
+proxy_listening() { timeout 2 bash -c ": >/dev/tcp/$HOST_IP/$PROXY_PORT" 2>/dev/null; }
+
+proxy_start() {
+    local d=$CLUSTER_DIR/proxy k
+    mkdir -p "$d"
+    proxy_conf >"$d/tinyproxy.conf"
+    printf '%s\n' '^http://' >"$d/filter"
+    chmod 755 "$d"
+    chmod 644 "$d/tinyproxy.conf" "$d/filter"
+    if alive proxy tinyproxy && proxy_listening; then
+        return 0
+    fi
+    if ! alive proxy tinyproxy; then
+        setpriv --reuid="$PROXY_UID" --regid="$PROXY_GID" --clear-groups -- test -r "$d/tinyproxy.conf" ||
+            die "nobody cannot read $d/tinyproxy.conf: every parent directory of CLUSTER_DIR needs o+x (chmod o+x ...)"
+        spawn proxy "$CLUSTER_DIR/proxy.log" tinyproxy \
+            setpriv --reuid="$PROXY_UID" --regid="$PROXY_GID" --clear-groups --no-new-privs -- \
+            tinyproxy -d -c "$d/tinyproxy.conf"
+    fi
+    for ((k = 0; k < 50; k++)); do
+        proxy_listening && return 0
+        alive proxy tinyproxy || break
+        sleep 0.1
+    done
+    tail -n 20 "$CLUSTER_DIR/proxy.log" >&2 || true
+    die "the registry proxy did not listen on $HOST_IP:$PROXY_PORT (log: $CLUSTER_DIR/proxy.log)"
+}
+
+step_proxy() {
+    proxy_start
+    say "proxy: tinyproxy (pid $(pid_of proxy)) on $PROXY_URL for $SUBNET.0/24, HTTPS only, as nobody; the nodes' HTTPS_PROXY"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -685,7 +802,7 @@ node_args() { # $1 = index; one argument per line
 node_healthy() { http_ok "$(node_url "$1")/healthz"; }
 
 node_start() { # $1 = index; uses node$i/args when `up` wrote it (same args on every start)
-    local i=$1 d=$CLUSTER_DIR/node$1 args=() deadline
+    local i=$1 d=$CLUSTER_DIR/node$1 args=() penv=() deadline
     if alive "node$i" fnbox && node_healthy "$i"; then
         return 0
     fi
@@ -693,9 +810,12 @@ node_start() { # $1 = index; uses node$i/args when `up` wrote it (same args on e
         mkdir -p "$d/data"
         [[ -s $d/args ]] || node_args "$i" >"$d/args"
         mapfile -t args <"$d/args"
+        # the rest of the environment (the host's TLS trust: SSL_CERT_FILE, PIP_CERT,
+        # NODE_EXTRA_CA_CERTS, pip's and npm's own settings) is inherited from this script's caller
+        mapfile -t penv < <(proxy_env)
         spawn "node$i" "$CLUSTER_DIR/node$i.log" fnbox \
             nsenter "--net=/var/run/netns/$(ns "$i")" -- \
-            env "DOCKER_HOST=unix://$(docker_sock "$i")" RUST_LOG="${RUST_LOG:-info}" "$FNBOX_BIN" "${args[@]}"
+            env "DOCKER_HOST=unix://$(docker_sock "$i")" RUST_LOG="${RUST_LOG:-info}" "${penv[@]}" "$FNBOX_BIN" "${args[@]}"
     fi
     deadline=$((SECONDS + 60))
     while ((SECONDS < deadline)); do
@@ -742,6 +862,7 @@ cmd_up() {
     step_binary
     step_pg_user
     step_network
+    step_proxy
     step_nats_start
     step_pg
     step_dockerds
@@ -778,6 +899,8 @@ cmd_down() {
     t1=$(now_s)
     pg_stop
     say "postgres stopped in $(elapsed_since "$t1") s"
+    stop_pid proxy tinyproxy 5
+    say "proxy stopped"
     down_network
     say "network removed (bridge $BR, namespaces $NAME-node1..$N)"
     rm -f "$ENV_FILE" "$CLUSTER_DIR/urls"
@@ -808,6 +931,12 @@ cmd_status() {
         fi
         row "nats$i" "$pid" "$state" "nats://$HOST_IP:$((NATS_PORT + i - 1))"
     done
+    state=down pid=-
+    if alive proxy tinyproxy; then
+        pid=$(pid_of proxy) state=up
+        proxy_listening && state=ready
+    fi
+    row proxy "$pid" "$state" "$PROXY_URL"
     for ((i = 1; i <= N; i++)); do
         state=down pid=-
         if alive "dockerd$i" dockerd; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What only the test suite needs on the host: Chromium and ChromeDriver for the browser test,
-# PostgreSQL 15's server binaries for the store tests, nats-server for the cluster tests, and a Python venv with an OpenAPI
+# PostgreSQL 15's server binaries for the store tests, nats-server and tinyproxy for the cluster tests, and a Python venv with an OpenAPI
 # validator and schemathesis.
 # Idempotent and quick when they are already there.
 set -euo pipefail
@@ -37,6 +37,24 @@ else
     echo "[test-deps] installing nats-server"
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+fi
+# tinyproxy: scripts/cluster.sh (and so tests/cluster.rs) runs one as the cluster nodes' way out to
+# PyPI and the npm registry. Its package's service is not started (the cluster starts its own).
+if command -v tinyproxy >/dev/null 2>&1; then
+    echo "[test-deps] tinyproxy: already installed"
+else
+    echo "[test-deps] installing tinyproxy"
+    apt-get update -qq >/dev/null
+    if [[ -e /usr/sbin/policy-rc.d ]]; then
+        apt-get install -y -qq --no-install-recommends tinyproxy >/dev/null
+    else
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        rc=0
+        apt-get install -y -qq --no-install-recommends tinyproxy >/dev/null || rc=$?
+        rm -f /usr/sbin/policy-rc.d
+        ((rc == 0)) || exit "$rc"
+    fi
 fi
 cd "$(dirname "$0")/.."
 
