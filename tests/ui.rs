@@ -408,3 +408,170 @@ async fn browser_cluster_page() {
     shot(&c, "cluster-executions").await;
     c.close().await.expect("close browser");
 }
+
+/// Polls a JavaScript expression until it is truthy, for up to `secs` seconds.
+async fn wait_js_for(c: &Client, expr: &str, what: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = c.execute(&format!("return ({expr});"), vec![]).await.unwrap_or(Value::Null);
+        if !matches!(v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what} ({expr})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn pick_template(c: &Client, title: &str) {
+    let value = wait_js(
+        c,
+        &format!("[...document.querySelectorAll('#template option')].find(o => o.textContent === {})?.value", json!(title)),
+        title,
+    )
+    .await;
+    set_value(c, "#template", value.as_str().unwrap_or("")).await;
+}
+
+/// Dependencies in the editor and the build on the function's page: the box is filled from a
+/// template that has dependencies and follows the language, a function created from the YAML
+/// template shows its build reaching ready (packages, duration, size, logs) and runs; then, with
+/// the build and invoke routes stubbed in the page, a build in progress with an older version
+/// serving (the note, live logs, polling that stops on leaving the page) and the 409 answers.
+/// Screenshots: target/ui-screenshots/deps-*.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_dependencies() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    s.require_runtimes().await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+
+    c.goto(&format!("{base}/#/create")).await.expect("open create");
+    wait_js(&c, "document.querySelectorAll('#template option').length > 1", "templates").await;
+    let box_state = "[document.querySelector('#deps-file').textContent, document.querySelector('#dependencies').value]";
+    let blank = c.execute(&format!("return {box_state};"), vec![]).await.expect("box");
+    assert_eq!(blank, json!(["requirements.txt", ""]), "an empty box labelled for Python: {blank}");
+    pick_template(&c, "Event Timeline with dayjs (javascript)").await;
+    let js = wait_js(&c, &format!("document.querySelector('#dependencies').value.includes('dayjs') && {box_state}"), "package.json").await;
+    assert_eq!(js[0], json!("package.json"), "{js}");
+    assert!(js[1].as_str().unwrap_or("").contains("\"lodash\""), "{js}");
+    pick_template(&c, "YAML with PyYAML (python)").await;
+    let py = wait_js(&c, &format!("document.querySelector('#dependencies').value.includes('pyyaml') && {box_state}"), "requirements.txt").await;
+    assert_eq!(py[0], json!("requirements.txt"), "{py}");
+    assert!(py[1].as_str().unwrap_or("").contains("pyyaml==6.0.2"), "{py}");
+    let mono = c.execute("return getComputedStyle(document.querySelector('#dependencies')).fontFamily;", vec![]).await.expect("font");
+    assert!(mono.as_str().unwrap_or("").contains("monospace"), "monospace: {mono}");
+    set_value(&c, "#name", "yaml-ui").await;
+    c.execute("document.querySelector('#deps-field').scrollIntoView({block: 'center'}); return true;", vec![]).await.expect("scroll");
+    shot(&c, "deps-01-editor").await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click create");
+
+    // Saved with the function; its page shows the build until it is ready.
+    wait_js(&c, "location.hash === '#/execute/yaml-ui' && document.querySelector('#build-panel[data-status]')", "the build panel").await;
+    let (_, f) = s.get("/api/v1/functions/yaml-ui").await;
+    assert!(f["dependencies"].as_str().unwrap_or("").contains("pyyaml==6.0.2"), "{f}");
+    shot(&c, "deps-02-first-look").await;
+    wait_js_for(&c, "document.querySelector('#build-panel[data-status=ready]')", "the build to be ready", 180).await;
+    let seen = c
+        .execute(
+            "return [document.querySelector('#build-panel h2').textContent, document.querySelector('#build-packages').textContent,
+                     document.querySelector('#build-duration').textContent, document.querySelector('#build-size').textContent,
+                     document.querySelector('#build-logs').textContent, document.querySelector('#fn-build-badge').textContent];",
+            vec![],
+        )
+        .await
+        .expect("build panel");
+    assert!(seen[0].as_str().unwrap_or("").contains("ready"), "{seen}");
+    assert!(seen[1].as_str().unwrap_or("").contains("pyyaml 6.0.2") && seen[1].as_str().unwrap_or("").contains("humanize"), "{seen}");
+    assert!(seen[2].as_str().unwrap_or("").ends_with('s'), "a duration: {seen}");
+    assert!(seen[3].as_str().unwrap_or("").ends_with("MB") || seen[3].as_str().unwrap_or("").ends_with("KB"), "a size: {seen}");
+    assert!(seen[4].as_str().unwrap_or("").contains("pyyaml"), "the logs: {seen}");
+    assert_eq!(seen[5], json!("ready"), "the badge by the function: {seen}");
+    c.execute("document.querySelector('#build-panel').scrollIntoView(); return true;", vec![]).await.expect("scroll");
+    shot(&c, "deps-03-ready").await;
+    // It runs with its packages, from the generated form (the YAML text keeps its lines).
+    c.find(Locator::Css("#run")).await.expect("run").click().await.expect("click run");
+    let out = wait_js_for(&c, "document.querySelector('#output')?.textContent", "output", 120).await;
+    assert!(out.as_str().unwrap_or("").contains("1.2 million") && out.as_str().unwrap_or("").contains("268.4 MB"), "{out}");
+    // The functions list shows the build next to the version; the editor shows what was saved.
+    open_hash(&c, "#/functions").await;
+    let cell = wait_js(&c, "document.querySelector('#fn-table tr[data-name=yaml-ui] .badge.build-ready')?.textContent", "the list's badge").await;
+    assert_eq!(cell, json!("ready"));
+    open_hash(&c, "#/edit/yaml-ui").await;
+    wait_js(&c, "document.querySelector('#dependencies')?.value.includes('pyyaml==6.0.2')", "the saved dependencies").await;
+
+    // A new version building while version 1 serves, as the API would describe it (stubbed in
+    // the page, answering after 200 ms as a waiting GET would): the note, the logs, polling
+    // while shown; then the only version building, where a call answers 409 build_pending;
+    // and no more requests once the page is left.
+    let building = json!({"function": "yaml-ui", "version": 2, "status": "building", "serving_version": 1,
+        "build": {"status": "building", "deps_hash": "ab", "version": 2, "packages": [], "logs": "[fnbox] resolving for Python 3.11\nCollecting pyyaml==6.0.2\n",
+                  "started_at": "now"}});
+    let pending = json!({"error": {"code": "build_pending", "message": "`yaml-ui` is still building its dependencies; retry when its build is ready"}});
+    let mut listed = f.clone();
+    listed["version"] = json!(2);
+    listed["build"] = json!({"status": "building", "version": 2});
+    listed["serving_version"] = json!(1);
+    c.execute(
+        "window.stubs = arguments[0];
+         const real = window.fetch.bind(window);
+         window.buildCalls = 0;
+         window.fetch = (url, init) => {
+           const hit = window.stubs.find(([prefix]) => String(url).startsWith(prefix));
+           if (!hit) return real(url, init);
+           const body = JSON.parse(JSON.stringify(hit[2]));
+           if (body.build?.started_at === 'now') body.build.started_at = new Date(Date.now() - 4000).toISOString();
+           if (String(url).includes('/build')) window.buildCalls++;
+           const answer = () => new Response(JSON.stringify(body), { status: hit[1], headers: { 'content-type': 'application/json' } });
+           return new Promise((res) => setTimeout(() => res(answer()), String(url).includes('/build') ? 200 : 0));
+         };
+         return true;",
+        vec![json!([
+            ["/api/v1/functions/yaml-ui/build", 200, building],
+            ["/api/v1/functions/yaml-ui/invoke", 409, pending],
+            ["/api/v1/functions?", 200, [listed]],
+        ])],
+    )
+    .await
+    .expect("stub");
+    open_hash(&c, "#/execute/yaml-ui").await;
+    wait_js(&c, "document.querySelector('#build-panel[data-status=building]')", "the building panel").await;
+    let seen = c
+        .execute(
+            "return [document.querySelector('#build-serving').textContent, document.querySelector('#build-logs').textContent,
+                     document.querySelector('#build-duration').textContent];",
+            vec![],
+        )
+        .await
+        .expect("building");
+    assert_eq!(seen[0], json!("Version 1 serves calls while version 2 builds."), "{seen}");
+    assert!(seen[1].as_str().unwrap_or("").contains("Collecting pyyaml==6.0.2"), "{seen}");
+    assert!(seen[2].as_str().unwrap_or("").ends_with("s so far"), "{seen}");
+    wait_js(&c, "window.buildCalls >= 3", "polling while it builds").await;
+    c.execute("document.querySelector('#build-panel').scrollIntoView(); return true;", vec![]).await.expect("scroll");
+    shot(&c, "deps-04-building-v1-serves").await;
+
+    // The only version building: Run answers 409 build_pending, shown as such.
+    c.execute(
+        "const b = window.stubs[0][2]; delete b.serving_version; b.version = 1; b.build.version = 1;
+         const l = window.stubs[2][2][0]; delete l.serving_version; l.version = 1; l.build.version = 1; return true;",
+        vec![],
+    )
+    .await
+    .expect("restub");
+    open_hash(&c, "#/functions").await;
+    wait_js(&c, "document.querySelector('#fn-table tr[data-name=yaml-ui] .badge.build-building')", "the list shows it building").await;
+    open_hash(&c, "#/execute/yaml-ui").await;
+    wait_js(&c, "document.querySelector('#build-panel[data-status=building]') && !document.querySelector('#build-serving')", "building, nothing serving").await;
+    c.find(Locator::Css("#run")).await.expect("run").click().await.expect("click run");
+    let refusal = wait_js(&c, "document.querySelector('#build-refusal')?.textContent", "the 409 shown").await;
+    assert!(refusal.as_str().unwrap_or("").contains("still building"), "{refusal}");
+    shot(&c, "deps-05-build-pending").await;
+    open_hash(&c, "#/functions").await;
+    wait_js(&c, "document.querySelector('#fn-table table')", "functions page").await;
+    let before = c.execute("return window.buildCalls;", vec![]).await.expect("calls");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = c.execute("return window.buildCalls;", vec![]).await.expect("calls");
+    assert_eq!(before, after, "no build polling after leaving the page");
+    c.close().await.expect("close browser");
+}

@@ -31,8 +31,8 @@ function setApiKey(k) {
   $("#key-link").hidden = !k;
 }
 
-async function api(method, path, body) {
-  return (await request(method, path, body)).data;
+async function api(method, path, body, opts) {
+  return (await request(method, path, body, opts)).data;
 }
 
 /** Every function: GET /api/v1/functions is paged (by count and by size), so follow
@@ -50,8 +50,8 @@ async function listFunctions() {
   }
 }
 
-async function request(method, path, body) {
-  const init = { method, headers: {} };
+async function request(method, path, body, { signal } = {}) {
+  const init = { method, headers: {}, signal };
   const key = apiKey();
   if (key) init.headers["authorization"] = `Bearer ${key}`;
   if (body !== undefined) {
@@ -185,7 +185,7 @@ pages.functions = async (main) => {
       const a = byFn[f.name];
       return `<tr data-name="${esc(f.name)}">
         <td><a href="#/execute/${encodeURIComponent(f.name)}">${esc(f.name)}</a><div class="muted" style="font-size:12px">${esc(f.description)}</div></td>
-        <td>${esc(f.language)}</td><td>${badge(f.runtime)}</td><td>v${f.version}</td>
+        <td>${esc(f.language)}</td><td>${badge(f.runtime)}</td><td>v${f.version}${f.build?.status && f.build.status !== "none" ? ` <span class="muted" title="dependencies${f.serving_version != null ? `; v${f.serving_version} serves meanwhile` : ""}">deps</span> ${buildBadge(f.build.status)}` : ""}</td>
         <td>${last[f.name] ? badge(last[f.name].status) : '<span class="muted">never run</span>'}</td>
         <td>${a ? a.invocations : 0}</td><td>${a && a.invocations ? fmtPct(a.successes / a.invocations) : "–"}</td><td>${fmtMs(a?.p50)}</td>
         <td><a href="#/edit/${encodeURIComponent(f.name)}"><button>Edit</button></a> <button class="danger" data-delete="${esc(f.name)}">Delete</button></td></tr>`;
@@ -265,6 +265,10 @@ pages.create = async (main, editName) => {
     <div class="field"><label id="code-label">Code</label>
       <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="err-code"></div></div>
       <div class="field-error" id="err-code"></div></div>
+    <div class="field" id="deps-field"><label for="dependencies">Dependencies <span class="mono deps-file" id="deps-file">requirements.txt</span></label>
+      <textarea id="dependencies" class="deps" rows="4" spellcheck="false" autocomplete="off" aria-describedby="deps-hint err-dependencies"></textarea>
+      <div class="muted hint" id="deps-hint"></div>
+      <div class="field-error" id="err-dependencies"></div></div>
     <div class="field"><label for="sample_input">Sample input (JSON, builds the execute form)</label><textarea id="sample_input" rows="3" aria-describedby="err-sample_input">{}</textarea><div class="field-error" id="err-sample_input"></div></div>
     <div class="field-error" id="err-form"></div>
     <button class="primary" type="submit" id="save">${editing ? "Save changes" : "Create function"}</button>
@@ -275,7 +279,24 @@ pages.create = async (main, editName) => {
     python: "def handler(event, context):\n    return {\"hello\": event.get(\"name\", \"world\")}\n",
     javascript: "exports.handler = async (event, context) => {\n  return { hello: event.name ?? \"world\" };\n};\n",
   };
-  const set = (id, v) => { $("#" + id).value = v ?? ""; };
+  const set = (id, v) => { $("#" + id).value = v ?? ""; if (id === "dependencies") fitDeps(); };
+  // Dependencies: the text of a requirements.txt (Python) or a package.json (JavaScript),
+  // built into the function's image when it is saved; the box follows the language.
+  const depsFor = {
+    python: { file: "requirements.txt", placeholder: "pyyaml==6.0.2\nhumanize>=4.9", hint: "One package per line, from PyPI (wheels only). Built into the function's image when saved; calls wait for the build." },
+    javascript: { file: "package.json", placeholder: '{\n  "dependencies": { "dayjs": "^1.11.13" }\n}', hint: "Only its \"dependencies\" are installed, from npm, with install scripts off. Built into the function's image when saved; calls wait for the build." },
+  };
+  const depsLanguage = (lang) => {
+    const d = depsFor[lang] || depsFor.python;
+    $("#deps-file").textContent = d.file;
+    $("#dependencies").placeholder = d.placeholder;
+    $("#dependencies").setAttribute("aria-label", `Dependencies (${d.file})`);
+    $("#deps-hint").textContent = d.hint;
+  };
+  depsLanguage("python");
+  // The box grows with its text (4 to 16 lines), so a template's package.json shows whole.
+  const fitDeps = () => { const el = $("#dependencies"); el.rows = Math.min(16, Math.max(4, el.value.split("\n").length)); };
+  $("#dependencies").addEventListener("input", fitDeps);
   // Environment: saved variables show their name only (values are write-only on the server);
   // typing a value replaces it, Remove deletes it, an untouched row keeps it. Only changes are sent.
   const removedEnv = new Set();
@@ -308,14 +329,18 @@ pages.create = async (main, editName) => {
     for (const n of existing.env_names || []) addEnvRow(n, true);
     for (const k of ["name", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "description"]) set(k, existing[k]);
     set("sample_input", JSON.stringify(existing.sample_input ?? {}, null, 2));
+    set("dependencies", existing.dependencies);
+    depsLanguage(existing.language);
     editor.setLanguage(existing.language);
     editor.set(existing.code);
   } else {
     editor.set(blank.python);
     $("#template").addEventListener("change", (ev) => {
       const t = templates[ev.target.value];
-      if (!t) { editor.set(blank[$("#language").value]); return; }
+      if (!t) { editor.set(blank[$("#language").value]); set("dependencies", ""); return; }
       set("language", t.language);
+      depsLanguage(t.language);
+      set("dependencies", t.dependencies);
       editor.setLanguage(t.language);
       editor.set(t.code);
       set("sample_input", JSON.stringify(t.sample_input, null, 2));
@@ -325,6 +350,7 @@ pages.create = async (main, editName) => {
   }
   $("#language").addEventListener("change", (ev) => {
     editor.setLanguage(ev.target.value);
+    depsLanguage(ev.target.value);
     if (!editing && !$("#template").value) editor.set(blank[ev.target.value]);
   });
   form.addEventListener("submit", async (ev) => {
@@ -340,13 +366,16 @@ pages.create = async (main, editName) => {
       timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"),
       description: $("#description").value, sample_input: sample, env: envBody(),
     };
+    // On an edit an empty box removes the dependencies; a new function without them leaves it out.
+    const deps = $("#dependencies").value;
+    if (editing || deps.trim()) body.dependencies = deps;
     if (!editing) body.name = $("#name").value.trim();
     $("#save").disabled = true;
     try {
       const f = editing
         ? await api("PUT", `/api/v1/functions/${encodeURIComponent(editName)}`, body)
         : await api("POST", "/api/v1/functions", body);
-      toast(`${editing ? "Saved" : "Created"} ${f.name} (version ${f.version})`);
+      toast(`${editing ? "Saved" : "Created"} ${f.name} (version ${f.version})${f.build?.status === "building" ? ", building its dependencies" : ""}`);
       location.hash = `#/execute/${encodeURIComponent(f.name)}`;
     } catch (e) {
       const fields = e.body?.error?.fields || [{ field: "form", message: e.message }];
@@ -359,6 +388,74 @@ pages.create = async (main, editName) => {
   });
 };
 
+// ---------- Dependency builds ----------
+const buildBadge = (status) => `<span class="badge build-${esc(status)}" data-status="${esc(status)}">${esc(status)}</span>`;
+
+function buildPanel(r) {
+  const b = r.build || {};
+  const packages = b.packages || [];
+  const serving = r.serving_version != null
+    ? `<p class="notice ${r.status === "failed" ? "failed" : "building"}" id="build-serving">Version ${r.serving_version} serves calls while version ${r.version} ${r.status === "failed" ? "failed to build" : "builds"}.</p>`
+    : "";
+  const took = b.duration_ms != null ? fmtMs(b.duration_ms) : b.started_at ? `${fmtElapsed(Date.now() - Date.parse(b.started_at))} so far` : "–";
+  const logs = b.logs || "";
+  return `<div class="row" style="justify-content:space-between;align-items:center"><h2 style="margin:0">Dependencies ${buildBadge(r.status)}</h2>
+      <span class="muted" style="font-size:13px">version ${r.version}</span></div>
+    ${serving}
+    ${r.status === "failed" ? `<pre class="build-error" id="build-error">${esc(b.error || "the build failed")}</pre>` : ""}
+    <dl class="kv" id="build-facts" style="margin-top:10px">
+      <dt>Packages</dt><dd id="build-packages">${packages.length ? packages.map((p) => `<span class="pkg mono">${esc(p)}</span>`).join(" ") : '<span class="muted">–</span>'}</dd>
+      <dt>Duration</dt><dd id="build-duration">${esc(took)}</dd>
+      <dt>Size</dt><dd id="build-size">${fmtSize(b.size_bytes)}</dd>
+    </dl>
+    <details id="build-logs-box" ${r.status === "ready" ? "" : "open"}><summary>Build logs</summary><pre id="build-logs" class="build-logs">${esc(logs || (r.status === "building" ? "waiting for output…" : "(no logs)"))}</pre></details>`;
+}
+const fmtElapsed = (ms) => { const s = Math.max(0, Math.round(ms / 1000)); return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`; };
+const fmtSize = (b) => (b == null ? "–" : b >= 1048576 ? (b / 1048576).toFixed(1) + " MB" : b >= 1024 ? (b / 1024).toFixed(1) + " KB" : b + " B");
+
+/** Shows a function's build in `panel`, live while it runs: GET /build?wait=2 in a loop until
+ *  it ends; stops (and aborts the request in flight) when the page is left. */
+function watchBuild(name, panel, badgeEl) {
+  let stopped = false;
+  const ctl = new AbortController();
+  onLeave(() => { stopped = true; ctl.abort(); });
+  const draw = (r) => {
+    if (stopped) return;
+    const logsBox = panel.querySelector("#build-logs");
+    const pinned = logsBox ? logsBox.scrollTop + logsBox.clientHeight >= logsBox.scrollHeight - 4 : true;
+    const scrolled = logsBox ? logsBox.scrollTop : 0;
+    const open = panel.querySelector("#build-logs-box")?.open;
+    panel.hidden = r.status === "none";
+    panel.dataset.status = r.status;
+    panel.innerHTML = buildPanel(r);
+    if (open !== undefined && r.status !== "ready") panel.querySelector("#build-logs-box").open = open;
+    const box = panel.querySelector("#build-logs");
+    if (box) box.scrollTop = pinned ? box.scrollHeight : scrolled; // follow the end unless scrolled up
+    if (badgeEl) badgeEl.innerHTML = buildBadge(r.status);
+  };
+  (async () => {
+    let wait = 0, failures = 0;
+    while (!stopped) {
+      let r;
+      try {
+        r = await api("GET", `/api/v1/functions/${encodeURIComponent(name)}/build?wait=${wait}`, undefined, { signal: ctl.signal });
+        failures = 0;
+      } catch (e) {
+        if (stopped || e.name === "AbortError") return;
+        if (++failures > 5) { panel.insertAdjacentHTML("beforeend", `<p class="field-error">Not refreshed: ${esc(e.message)}</p>`); return; }
+        await new Promise((res) => setTimeout(res, 2000));
+        continue;
+      }
+      draw(r);
+      if (r.status !== "building") {
+        if (wait && !stopped) toast(r.status === "ready" ? `${name}: dependencies ready` : `${name}: dependency build failed`, r.status === "failed");
+        return;
+      }
+      wait = 2;
+    }
+  })();
+}
+
 // ---------- Execute ----------
 function inputField(key, value, path) {
   const id = "in-" + path.join("-").replace(/[^a-zA-Z0-9_-]/g, "_");
@@ -366,6 +463,8 @@ function inputField(key, value, path) {
   const dp = `data-path='${esc(JSON.stringify(path))}'`;
   if (typeof value === "number") return `<div class="field">${label}<input id="${id}" type="number" step="any" ${dp} data-kind="number" value="${value}"></div>`;
   if (typeof value === "boolean") return `<div class="field">${label}<select id="${id}" ${dp} data-kind="boolean"><option ${value ? "selected" : ""}>true</option><option ${value ? "" : "selected"}>false</option></select></div>`;
+  // A text of several lines (a YAML document, say) keeps its line breaks in a textarea.
+  if (typeof value === "string" && value.includes("\n")) return `<div class="field" style="flex-basis:100%">${label}<textarea id="${id}" rows="${Math.min(12, value.split("\n").length + 1)}" ${dp} data-kind="string">${esc(value)}</textarea></div>`;
   if (typeof value === "string") return `<div class="field">${label}<input id="${id}" ${dp} data-kind="string" value="${esc(value)}"></div>`;
   if (Array.isArray(value) && value.every((x) => typeof x === "number" || typeof x === "string"))
     return `<div class="field">${label}<input id="${id}" ${dp} data-kind="list" data-numeric="${value.every((x) => typeof x === "number")}" value="${esc(value.join(", "))}"><div class="muted" style="font-size:12px">comma-separated list</div></div>`;
@@ -417,7 +516,7 @@ pages.execute = async (main, name) => {
   main.innerHTML = `<h1>Execute</h1>
     <div class="panel">
       <div class="field"><label for="fn-pick">Function</label><select id="fn-pick">${fns.map((x) => `<option ${x.name === f.name ? "selected" : ""}>${esc(x.name)}</option>`).join("")}</select>
-        <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB</div></div>
+        <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB${f.build?.status && f.build.status !== "none" ? ` · dependencies <span id="fn-build-badge">${buildBadge(f.build.status)}</span>` : ""}</div></div>
       <div class="tabs" role="tablist">
         <button type="button" role="tab" id="tab-form" aria-selected="${formable}" ${formable ? "" : "disabled"}>Form</button>
         <button type="button" role="tab" id="tab-raw" aria-selected="${!formable}">Raw JSON</button>
@@ -427,8 +526,10 @@ pages.execute = async (main, name) => {
       <div class="field-error" id="input-error"></div>
       <button class="primary" id="run">Run</button>
     </div>
-    <div class="panel" id="result" aria-live="polite"><div class="empty">Run the function to see its result.</div></div>`;
+    <div class="panel" id="result" aria-live="polite"><div class="empty">Run the function to see its result.</div></div>
+    <div class="panel" id="build-panel" ${f.build?.status && f.build.status !== "none" ? "" : "hidden"}></div>`;
   $("#fn-pick").addEventListener("change", (ev) => { location.hash = `#/execute/${encodeURIComponent(ev.target.value)}`; });
+  if (f.build?.status && f.build.status !== "none") watchBuild(f.name, $("#build-panel"), $("#fn-build-badge"));
   const showTab = (raw) => {
     if (raw) $("#raw").value = JSON.stringify(formable ? readFormSafe() : JSON.parse($("#raw").value || "{}"), null, 2);
     $("#input-form").hidden = raw;
@@ -453,7 +554,15 @@ pages.execute = async (main, name) => {
       const r = await api("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke`, event);
       $("#result").innerHTML = resultPanel(r);
     } catch (e) {
-      $("#result").innerHTML = `<div class="field-error">${esc(e.message)}</div>`;
+      const code = e.body?.error?.code;
+      if (code === "build_pending" || code === "build_failed") {
+        // Not run: its dependencies are not ready and no earlier version can serve.
+        $("#result").innerHTML = `<div class="notice ${code === "build_failed" ? "failed" : "building"}" id="build-refusal" role="alert">
+          <strong>${code === "build_failed" ? "Not run: its dependencies failed to build. Fix them in the editor and save." : "Not run yet: its dependencies are still building. Run it again when the build below is ready."}</strong>
+          <p>${esc(e.message)}</p></div>`;
+      } else {
+        $("#result").innerHTML = `<div class="field-error">${esc(e.message)}</div>`;
+      }
     } finally {
       $("#run").disabled = false;
     }

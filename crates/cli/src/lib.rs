@@ -21,6 +21,8 @@ pub struct ClientOpts {
     pub api_key: Option<String>,
 }
 
+// Parsed once per process: the size of the `fn` variant (its settings) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage functions.
