@@ -36,6 +36,7 @@ pub trait Backend: Send + Sync {
 /// Every test of the suite, by name.
 pub const ALL: &[&str] = &[
     "functions_round_trip_and_conflict",
+    "dependencies_build_and_serving_version_round_trip",
     "compare_and_swap_lets_one_writer_win",
     "unfinished_executions_become_interrupted_records_at_the_next_open",
     "recovery_is_limited_to_this_node",
