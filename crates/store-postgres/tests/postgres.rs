@@ -98,7 +98,7 @@ async fn nodes_starting_together_migrate_once() {
     let client = raw(&pg).await;
     let rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).await.expect("query");
     let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(got, [(1, "init".to_string())]);
+    assert_eq!(got, [(1, "init".to_string()), (2, "dependencies".to_string())], "each migration once");
 }
 
 /// Concurrent records share commits: rows inserted by one transaction share its `xmin`.
