@@ -303,7 +303,7 @@ impl Builder {
             Ok(Resolved { image: image_digest(deps.language, &lock), lock, packages, size_bytes })
         }
         .await;
-        let _ = std::fs::remove_dir_all(&job.dir);
+        remove_tree(job.dir.clone()).await;
         result
     }
 
@@ -350,7 +350,7 @@ impl Builder {
             self.install_and_build(&job, language, lock, true).await.map(|_| ())
         }
         .await;
-        let _ = std::fs::remove_dir_all(&job.dir);
+        remove_tree(job.dir.clone()).await;
         result
     }
 
@@ -490,6 +490,12 @@ impl Builder {
         }
         Ok(removed)
     }
+}
+
+/// Removes a finished job's directory on the blocking pool: a node_modules tree is thousands of
+/// files, and removing it on a runtime worker stalls every timer and socket of the server.
+async fn remove_tree(dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
 }
 
 /// Whether a user other than the owner can traverse every directory down to `dir`.
