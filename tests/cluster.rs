@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::contract;
+use common::{contract, dependency_contract};
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -142,6 +142,30 @@ impl Cluster {
         all
     }
 
+    /// The build report of `name` once it is no longer building (within `secs`).
+    async fn wait_build(&self, node: usize, name: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, r) = self.get(node, &format!("/api/v1/functions/{name}/build?wait=20")).await;
+            assert_eq!(status, 200, "{r}");
+            if r["status"] != json!("building") {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "{name} still building after {secs} s: {r}\n{}", self.logs());
+        }
+    }
+
+    /// Ids of node `i`'s images labelled with dependency digest `digest` (1-based).
+    fn dependency_images(&self, i: usize, digest: &str) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["images", "-q", "--filter", &format!("label=fnbox.deps={digest}")])
+            .env("DOCKER_HOST", format!("unix://{}/node{i}/docker.sock", self.dir.path().display()))
+            .output()
+            .expect("docker images");
+        assert!(out.status.success(), "docker images on node {i}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+    }
+
     /// Container ids in node `i`'s own dockerd (1-based).
     fn containers(&self, i: usize) -> Vec<String> {
         let out = Command::new("docker")
@@ -185,6 +209,7 @@ async fn three_nodes_in_namespaces_on_postgres_and_nats() {
 
     changes_reach_every_node_within_a_second(&c).await;
     examples_through_every_node(&c).await;
+    dependencies_on_every_node(&c).await;
     calls_find_the_warm_sandbox_wherever_it_is(&c).await;
     the_live_stream_covers_the_cluster(&c).await;
     a_nats_server_killed(&c).await;
@@ -329,6 +354,67 @@ async fn examples_through_every_node(c: &Cluster) {
     }
     // 28 functions homed by hashing: every node served some.
     assert_eq!(ran_on.len(), 3, "functions ran on {ran_on:?}");
+}
+
+/// A function with dependencies built on one node runs through every node: each builds the
+/// same image (same digest) from the resolved lock, announces it in its heartbeat, and the
+/// example gives its exact output everywhere. A second function with the same dependencies,
+/// created through another node, shares the build at once.
+async fn dependencies_on_every_node(c: &Cluster) {
+    let (_, templates) = c.get(0, "/api/v1/templates").await;
+    let templates = templates.as_array().cloned().unwrap_or_default();
+    for (i, (runtime, (slug, language, input, expected))) in ["docker", "gvisor"].into_iter().zip(dependency_contract()).enumerate() {
+        let t = templates
+            .iter()
+            .find(|t| t["slug"] == json!(slug) && t["language"] == json!(language))
+            .unwrap_or_else(|| panic!("template {slug}/{language}"));
+        let deps = t["dependencies"].as_str().unwrap_or_else(|| panic!("template {slug} has dependencies: {t}"));
+        let name = format!("deps-{slug}");
+        let home = i % 3;
+        c.create(home, json!({"name": name, "language": language, "runtime": runtime, "code": t["code"], "dependencies": deps})).await;
+        let report = c.wait_build(home, &name, 300).await;
+        assert_eq!(report["status"], json!("ready"), "{name}: {report}\n{}", c.logs());
+        let digest = report["build"]["image"].as_str().unwrap_or_else(|| panic!("a ready build names its image: {report}")).to_owned();
+        // Every node makes the image from the lock once it hears the build is ready, and says so.
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let (_, v) = c.get((home + 1) % 3, "/api/v1/cluster").await;
+            let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+            let with: Vec<&Value> = nodes
+                .iter()
+                .filter(|n| n["dependency_images"].as_array().is_some_and(|d| d.iter().any(|d| d == &json!(digest))))
+                .collect();
+            if with.len() == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: not every node announces image {digest}: {v}\n{}", c.logs());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for node in 1..=3 {
+            assert_eq!(c.dependency_images(node, &digest).len(), 1, "node {node}'s dockerd holds one image of {digest}");
+        }
+        let mut ran_on = HashSet::new();
+        for node in 0..3 {
+            let r = c.invoke(node, &name, &input).await;
+            assert_eq!(r["status"], json!("success"), "{name} via node {node}: {r}");
+            assert_eq!(r["output"], expected, "{name} via node {node}: {r}");
+            assert_eq!(r["runtime"], json!(runtime));
+            ran_on.insert(r["node"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(ran_on.len(), 1, "{name}: the calls found the warm sandbox: {ran_on:?}");
+        // The same dependencies through another node: the build is shared, nothing is resolved again.
+        let twin = format!("{name}-twin");
+        let other = (home + 2) % 3;
+        c.create(other, json!({"name": twin, "language": language, "runtime": runtime, "code": t["code"], "dependencies": deps})).await;
+        let shared = c.wait_build(other, &twin, 30).await;
+        assert_eq!(shared["status"], json!("ready"), "{twin}: {shared}");
+        assert_eq!(shared["build"]["image"], json!(digest), "{twin} shares the image: {shared}");
+        assert!(shared["build"]["duration_ms"].as_u64().is_some_and(|ms| ms <= 1000), "{twin}'s build ends within 1 s: {shared}");
+        for node in 0..3 {
+            let r = c.invoke(node, &twin, &input).await;
+            assert_eq!(r["output"], expected, "{twin} via node {node}: {r}");
+        }
+    }
 }
 
 async fn calls_find_the_warm_sandbox_wherever_it_is(c: &Cluster) {

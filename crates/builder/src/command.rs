@@ -64,7 +64,7 @@ pub struct Step {
 /// Runs `step`, every output line into `log`; `Ok` when it exits 0. The error keeps the
 /// package manager's own error lines (they name the package).
 pub async fn run(step: Step, log: &BuildLog) -> Result<(), BuildError> {
-    let shown = format!("$ {} {}", step.program.display(), step.args.join(" "));
+    let shown = format!("$ {} {}", step.program.display(), shown_args(&step.args));
     log.line(&shown);
     let mut cmd = match step.run_as {
         Some(who) => {
@@ -122,6 +122,39 @@ pub async fn run(step: Step, log: &BuildLog) -> Result<(), BuildError> {
     Err(BuildError::PackageManager(message))
 }
 
+/// The arguments as the build log shows them: pip gets one `--platform` per compatible tag
+/// (dozens), shown as the first and a count.
+fn shown_args(args: &[String]) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    let mut platforms: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--platform" && i + 1 < args.len() {
+            platforms.push(&args[i + 1]);
+            i += 2;
+            continue;
+        }
+        if !platforms.is_empty() {
+            out.push(platform_summary(&platforms));
+            platforms.clear();
+        }
+        out.push(args[i].clone());
+        i += 1;
+    }
+    if !platforms.is_empty() {
+        out.push(platform_summary(&platforms));
+    }
+    out.join(" ")
+}
+
+fn platform_summary(platforms: &[&str]) -> String {
+    match platforms {
+        [one] => format!("--platform {one}"),
+        [first, rest @ ..] => format!("--platform {first} (+{} more --platform tags)", rest.len()),
+        [] => String::new(),
+    }
+}
+
 /// The lines that carry a package manager's verdict (pip: `ERROR: …`; npm: `npm error …`),
 /// at most this many.
 const MAX_ERROR_LINES: usize = 8;
@@ -174,4 +207,20 @@ pub fn give(path: &Path, who: Option<RunAs>) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_args;
+
+    #[test]
+    fn platform_flags_are_summed_up_in_the_log() {
+        let args: Vec<String> = ["download", "--platform", "a", "--platform", "b", "--platform", "c", "-r", "x.txt"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(shown_args(&args), "download --platform a (+2 more --platform tags) -r x.txt");
+        let one: Vec<String> = ["--platform", "a"].into_iter().map(String::from).collect();
+        assert_eq!(shown_args(&one), "--platform a");
+    }
 }

@@ -157,8 +157,9 @@ impl Job<'_> {
         give(p, self.config.run_as)
     }
 
-    pub(crate) fn check_disk(&self) -> Result<(), BuildError> {
-        let used = command::disk_usage(&self.dir);
+    /// Walks the job's tree on the blocking pool (thousands of files in a node_modules).
+    pub(crate) async fn check_disk(&self) -> Result<(), BuildError> {
+        let used = tree_size(self.dir.clone()).await;
         if used > self.config.max_build_bytes {
             return Err(BuildError::DiskBudget { used_mb: used >> 20, limit_mb: self.config.max_build_bytes >> 20 });
         }
@@ -185,6 +186,9 @@ pub struct Builder {
     building: Mutex<HashMap<String, Once<()>>>,
     /// Digests whose image is here, built on the current runtime image.
     present: Mutex<HashSet<String>>,
+    /// Builds from a lock that failed lately: calls meanwhile get the failure at once instead
+    /// of each queueing a build bound to fail again (a registry down, a full disk).
+    failed: Mutex<HashMap<String, (Instant, BuildError)>>,
     python: tokio::sync::OnceCell<(String, PythonPlatform)>,
     node: tokio::sync::OnceCell<(String, NodePlatform)>,
     /// When each image was first seen unused.
@@ -193,6 +197,9 @@ pub struct Builder {
     /// waits for it has recorded it.
     built_at: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a failed build from a lock is not tried again.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
 
 /// Youngest image age that collection considers.
 const MIN_AGE_FOR_COLLECTION: Duration = Duration::from_secs(30);
@@ -223,6 +230,7 @@ impl Builder {
             resolving: Mutex::default(),
             building: Mutex::default(),
             present: Mutex::default(),
+            failed: Mutex::default(),
             python: tokio::sync::OnceCell::new(),
             node: tokio::sync::OnceCell::new(),
             unused_since: Mutex::default(),
@@ -316,13 +324,27 @@ impl Builder {
         if self.present.lock().contains(digest) {
             return Ok(());
         }
+        if let Some(e) = self.recent_failure(digest) {
+            return Err(e);
+        }
         let digest = digest.to_owned();
         let once = self.building.lock().entry(digest.clone()).or_default().clone();
         let mut slot = once.lock().await;
-        if let Some(Ok(())) = slot.as_ref() {
-            return Ok(());
+        match slot.as_ref() {
+            Some(Ok(())) => return Ok(()),
+            // Those who waited for a build that just failed share its failure.
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
         }
         let result = self.ensure_now(language, lock, &digest, log).await;
+        match &result {
+            Ok(()) => {
+                self.failed.lock().remove(&digest);
+            }
+            Err(e) => {
+                self.failed.lock().insert(digest.clone(), (Instant::now(), e.clone()));
+            }
+        }
         *slot = Some(result.clone());
         drop(slot);
         self.building.lock().remove(&digest);
@@ -352,6 +374,25 @@ impl Builder {
         .await;
         remove_tree(job.dir.clone()).await;
         result
+    }
+
+    /// Digests of the images known to be here (built or checked by this process), sorted.
+    pub fn present(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.present.lock().iter().cloned().collect();
+        all.sort();
+        all
+    }
+
+    fn recent_failure(&self, digest: &str) -> Option<BuildError> {
+        let mut failed = self.failed.lock();
+        match failed.get(digest) {
+            Some((at, e)) if at.elapsed() < RETRY_FAILED_AFTER => Some(e.clone()),
+            Some(_) => {
+                failed.remove(digest);
+                None
+            }
+            None => None,
+        }
     }
 
     fn tag(&self, language: Language, digest: &str) -> Result<String, BuildError> {
@@ -402,7 +443,7 @@ impl Builder {
         } else {
             tree
         };
-        let size = command::disk_usage(&tree);
+        let size = tree_size(tree.clone()).await;
         self.make_room(size).await?;
         let digest = image_digest(language, lock);
         let tag = self.tag(language, &digest)?;
@@ -496,6 +537,11 @@ impl Builder {
 /// files, and removing it on a runtime worker stalls every timer and socket of the server.
 async fn remove_tree(dir: PathBuf) {
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+}
+
+/// The size of a tree, measured on the blocking pool.
+async fn tree_size(dir: PathBuf) -> u64 {
+    tokio::task::spawn_blocking(move || command::disk_usage(&dir)).await.unwrap_or(u64::MAX)
 }
 
 /// Whether a user other than the owner can traverse every directory down to `dir`.

@@ -30,7 +30,7 @@ pub async fn resolve(job: &Job<'_>, p: &NodePlatform, package_json: &str) -> Res
     let mut step = npm(job, p, vec!["install".into(), "--package-lock=true".into()]);
     step.dir = dir.clone();
     run(step, job.log).await?;
-    job.check_disk()?;
+    job.check_disk().await?;
     std::fs::read_to_string(dir.join("package-lock.json"))
         .map_err(|e| BuildError::PackageManager(format!("npm wrote no package-lock.json: {e}")))
 }
@@ -45,7 +45,7 @@ pub async fn install(job: &Job<'_>, p: &NodePlatform, lock: &str) -> Result<Path
     let mut step = npm(job, p, vec!["ci".into()]);
     step.dir = dir.clone();
     run(step, job.log).await?;
-    job.check_disk()?;
+    job.check_disk().await?;
     Ok(dir)
 }
 

@@ -53,8 +53,11 @@ pub async fn resolve(job: &Job<'_>, p: &PythonPlatform, requirements: &str) -> R
     args.extend(target_args(p));
     args.extend(["-r".into(), req.display().to_string()]);
     run(pip(job, args), job.log).await?;
-    job.check_disk()?;
-    lock_of(&wheels)
+    job.check_disk().await?;
+    // Hashing tens of MB of wheels is blocking work.
+    tokio::task::spawn_blocking(move || lock_of(&wheels))
+        .await
+        .map_err(|e| BuildError::Setup(format!("hashing wheels: {e}")))?
 }
 
 /// Downloads exactly the wheels of `lock` (hashes checked): what a node that did not resolve
@@ -68,7 +71,7 @@ pub async fn fetch(job: &Job<'_>, p: &PythonPlatform, lock: &str) -> Result<(), 
     args.extend(target_args(p));
     args.extend(["-r".into(), req.display().to_string()]);
     run(pip(job, args), job.log).await?;
-    job.check_disk()
+    job.check_disk().await
 }
 
 /// Installs the downloaded wheels of `lock` into `site/` (no index, no network needed) and
@@ -93,7 +96,7 @@ pub async fn install(job: &Job<'_>, p: &PythonPlatform, lock: &str) -> Result<Pa
     args.extend(target_args(p));
     args.extend(["-r".into(), req.display().to_string()]);
     run(pip(job, args), job.log).await?;
-    job.check_disk()?;
+    job.check_disk().await?;
     Ok(site)
 }
 

@@ -65,6 +65,7 @@ impl NodeHandler for FakeNode {
             runtimes: vec![Runtime::Docker],
             room: NodeRoom { sandboxes: 0, max_sandboxes: 8, memory_committed_mb: 0, memory_budget_mb: 1024, running: 0 },
             warm: vec![],
+            images: vec!["0123456789abcdef01234567".into()],
             started_at: Utc::now(),
             sent_at: Utc::now(),
             software: "test".into(),

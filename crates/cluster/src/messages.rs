@@ -46,6 +46,10 @@ pub enum RemoteErrorCode {
     /// The receiver does not speak the request's protocol version.
     Version,
     BadRequest,
+    /// The function's dependencies are still building there (message: the function's name).
+    BuildPending,
+    /// The function's build failed (message: the package manager's).
+    BuildFailed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]

@@ -48,6 +48,10 @@ pub struct NodeInfo {
     pub runtimes: Vec<Runtime>,
     pub room: NodeRoom,
     pub warm: Vec<WarmEntry>,
+    /// Digests of the dependency images ready on the node (a node that misses one builds it
+    /// from the function's lock before its first call there). Absent from older nodes.
+    #[serde(default)]
+    pub images: Vec<String>,
     pub started_at: DateTime<Utc>,
     /// When the node sent this heartbeat (its own clock; liveness uses the receiver's).
     pub sent_at: DateTime<Utc>,

@@ -127,6 +127,7 @@ mod tests {
                 runtimes: vec![Runtime::Docker, Runtime::Gvisor],
                 room: NodeRoom { sandboxes: 0, max_sandboxes: 64, memory_committed_mb: 0, memory_budget_mb: 8192, running: 0 },
                 warm: vec![],
+                images: vec![],
                 started_at: Utc::now(),
                 sent_at: Utc::now(),
                 software: "test".into(),

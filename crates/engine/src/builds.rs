@@ -212,6 +212,39 @@ impl Engine {
         }
     }
 
+    /// Builds that no live node runs: started by a node that died (and has not come back), or
+    /// by this node when its start was missed. The first live node by id takes them over;
+    /// should two build at once, the first to finish is recorded and the other changes nothing.
+    pub(crate) fn adopt_lost_builds(&self) {
+        let Some(m) = self.inner.cluster.get() else { return };
+        let me = m.cluster.node_id().to_owned();
+        let live: HashSet<String> = m
+            .cluster
+            .nodes()
+            .into_iter()
+            .filter(|(_, age)| *age < fnbox_cluster::LIVE_WINDOW)
+            .map(|(n, _)| n.id)
+            .chain([me.clone()])
+            .collect();
+        let first = live.iter().min().is_some_and(|n| *n == me);
+        let mut started = HashSet::new();
+        for f in self.list_functions() {
+            let Some(b) = f.build.as_ref().filter(|b| b.status == BuildStatus::Building) else { continue };
+            if self.inner.build_logs.lock().contains_key(&b.deps_hash) || started.contains(&b.deps_hash) {
+                continue;
+            }
+            let owner_alive = b.node.as_ref().is_some_and(|n| live.contains(n));
+            let mine = b.node.as_deref() == Some(me.as_str());
+            if mine || (!owner_alive && first) {
+                if let Ok(Some(deps)) = self.dependencies_of(&f) {
+                    tracing::info!(function = %f.name, owner = ?b.node, "dependency build that no live node runs: building it here");
+                    started.insert(b.deps_hash.clone());
+                    self.spawn_build(deps);
+                }
+            }
+        }
+    }
+
     /// The current version's build with its logs (live while it runs).
     pub fn build_report(&self, f: &Function) -> BuildReport {
         let mut build = f.build.clone();
@@ -252,6 +285,18 @@ impl Engine {
         }
     }
 
+    /// [`Engine::runnable_of`], but in a cluster a version that looks pending or failed here is
+    /// read again first: the notice that its build ended on another node may still be on its way.
+    pub(crate) async fn runnable_now(&self, f: Arc<Function>) -> Result<Arc<Function>, EngineError> {
+        match self.runnable_of(f.clone()) {
+            Err(EngineError::BuildPending(_) | EngineError::BuildFailed { .. }) if self.inner.cluster.get().is_some() => {
+                let fresh = self.refresh_function(&f.name).await?.ok_or_else(|| EngineError::FunctionNotFound(f.name.clone()))?;
+                self.runnable_of(fresh)
+            }
+            other => other,
+        }
+    }
+
     /// Before a call of `f` (a runnable version): its dependency image is here. Free when it
     /// is known to be (the usual case); a build from the lock when not.
     pub(crate) async fn ensure_image(&self, f: &Function) -> Result<(), EngineError> {
@@ -264,6 +309,11 @@ impl Engine {
             .ensure(f.language, image, lock, &BuildLog::default())
             .await
             .map_err(|e| EngineError::Unavailable(format!("the dependency image of `{}` cannot be prepared: {e}", f.name)))
+    }
+
+    /// Digests of the dependency images ready on this node.
+    pub fn dependency_images(&self) -> Vec<String> {
+        self.inner.config.builder.as_ref().map(|b| b.present()).unwrap_or_default()
     }
 
     /// Removes dependency images that no function version uses (after the builder's grace).

@@ -163,6 +163,7 @@ impl Engine {
             }
             Err(e) => tracing::warn!(error = %e, "cluster: cannot re-read functions"),
         }
+        self.adopt_lost_builds();
         if let Some(m) = self.inner.cluster.get() {
             let health = self.health().await;
             *m.runtimes.write() = Runtime::ALL.into_iter().filter(|r| health.available(*r).is_ok()).collect();
@@ -263,7 +264,7 @@ impl Engine {
                 trigger,
                 origin: m.cluster.node_id().to_owned(),
             };
-            let timeout = Duration::from_millis(2 * u64::from(f.timeout_ms)) + FORWARD_MARGIN;
+            let timeout = self.forward_timeout(m, &f, &node);
             match m.cluster.forward(&node, request, timeout).await {
                 Ok(e) => return Ok(e),
                 // It never got the call (gone, no room, the bus is down here): another may take it.
@@ -279,7 +280,7 @@ impl Engine {
                     tracing::warn!(function = %f.name, %node, %reason, "cluster: cannot forward; running here");
                     break;
                 }
-                Err(ForwardError::Remote(e)) => return Err(from_remote(e)),
+                Err(ForwardError::Remote(e)) => return Err(from_remote(&f.name, e)),
                 // It may have run there: never run it twice.
                 Err(e @ ForwardError::NoAnswer { .. }) => {
                     return Err(EngineError::NodeLost(format!(
@@ -289,6 +290,18 @@ impl Engine {
             }
         }
         self.invoke_as(f, event, trigger).await
+    }
+
+    /// How long a call forwarded to `node` may take: a cold start and the run, plus, when the
+    /// node has not announced the function's dependency image, the build of it from the lock.
+    fn forward_timeout(&self, m: &Membership, f: &Function, node: &str) -> Duration {
+        let call = Duration::from_millis(2 * u64::from(f.timeout_ms)) + FORWARD_MARGIN;
+        let Some(digest) = f.build.as_ref().and_then(|b| b.image.as_deref()) else { return call };
+        let has_image = m.cluster.nodes().iter().any(|(n, _)| n.id == node && n.images.iter().any(|i| i == digest));
+        match self.inner.config.builder.as_ref() {
+            Some(b) if !has_image => call + b.config().timeout,
+            _ => call,
+        }
     }
 
     fn heartbeat_info(&self, m: &Membership) -> NodeInfo {
@@ -311,6 +324,7 @@ impl Engine {
                 .into_iter()
                 .map(|w| WarmEntry { function: w.function, version: w.version, idle: w.idle, busy: w.busy })
                 .collect(),
+            images: self.dependency_images(),
             started_at: m.started_at,
             sent_at: Utc::now(),
             software: env!("CARGO_PKG_VERSION").to_owned(),
@@ -318,8 +332,10 @@ impl Engine {
     }
 }
 
-fn from_remote(e: RemoteError) -> EngineError {
+fn from_remote(function: &str, e: RemoteError) -> EngineError {
     match e.code {
+        RemoteErrorCode::BuildPending => EngineError::BuildPending(function.to_owned()),
+        RemoteErrorCode::BuildFailed => EngineError::BuildFailed { name: function.to_owned(), message: e.message },
         RemoteErrorCode::FunctionNotFound => EngineError::FunctionNotFound(e.message),
         RemoteErrorCode::QueueFull => EngineError::QueueFull(e.message),
         RemoteErrorCode::InputTooLarge => EngineError::Unavailable(e.message),
@@ -336,11 +352,14 @@ fn to_remote(e: EngineError) -> RemoteError {
         // No sandbox here (no room, runtime or dockerd down): another node may have one.
         EngineError::Unavailable(_) => RemoteErrorCode::NoRoom,
         EngineError::Store(_) => RemoteErrorCode::Store,
+        EngineError::BuildPending(_) => RemoteErrorCode::BuildPending,
+        EngineError::BuildFailed { .. } => RemoteErrorCode::BuildFailed,
         _ => RemoteErrorCode::Unavailable,
     };
     // The function's name is what the caller's error message names, as on a single node.
     let message = match &e {
-        EngineError::FunctionNotFound(name) | EngineError::QueueFull(name) => name.clone(),
+        EngineError::FunctionNotFound(name) | EngineError::QueueFull(name) | EngineError::BuildPending(name) => name.clone(),
+        EngineError::BuildFailed { message, .. } => message.clone(),
         other => other.to_string(),
     };
     RemoteError { code, message }
@@ -367,7 +386,7 @@ impl NodeHandler for ThisNode {
             return Err(to_remote(EngineError::InputTooLarge { size: request.event.get().len(), limit }));
         }
         engine.store().available().map_err(|e| to_remote(e.into()))?;
-        let f = engine.runnable_of(f).map_err(to_remote)?;
+        let f = engine.runnable_now(f).await.map_err(to_remote)?;
         engine.invoke_as(f, request.event, request.trigger).await.map_err(to_remote)
     }
 
@@ -409,6 +428,7 @@ fn unreachable_info() -> NodeInfo {
         runtimes: Vec::new(),
         room: NodeRoom::default(),
         warm: Vec::new(),
+        images: Vec::new(),
         started_at: Utc::now(),
         sent_at: Utc::now(),
         software: env!("CARGO_PKG_VERSION").to_owned(),

@@ -304,7 +304,7 @@ impl Engine {
         self.inner.store.available()?;
         validate_name(name).map_err(|_| EngineError::FunctionNotFound(name.to_owned()))?;
         let f = self.resolve_function(name).await?;
-        let f = self.runnable_of(f)?;
+        let f = self.runnable_now(f).await?;
         let limit = self.inner.config.limits.max_input_bytes;
         if event.get().len() > limit {
             return Err(EngineError::InputTooLarge { size: event.get().len(), limit });

@@ -37,6 +37,8 @@ pub struct ClusterNode {
     pub running: u32,
     pub memory_committed_mb: u64,
     pub memory_budget_mb: u64,
+    /// Digests of the dependency images ready there (see docs/DEPENDENCIES.md).
+    pub dependency_images: Vec<String>,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub software: String,
 }
@@ -67,6 +69,7 @@ pub async fn view(State(state): State<AppState>) -> Json<ClusterView> {
                 running: room.running,
                 memory_committed_mb: room.memory_committed_mb,
                 memory_budget_mb: room.memory_budget_mb,
+                dependency_images: engine.dependency_images(),
                 started_at: None,
                 software: env!("CARGO_PKG_VERSION").into(),
             }],
@@ -84,6 +87,7 @@ pub async fn view(State(state): State<AppState>) -> Json<ClusterView> {
             running: n.room.running,
             memory_committed_mb: n.room.memory_committed_mb,
             memory_budget_mb: n.room.memory_budget_mb,
+            dependency_images: n.images,
             started_at: Some(n.started_at),
             api_url: n.api_url,
             runtimes: n.runtimes,
