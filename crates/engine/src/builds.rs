@@ -215,18 +215,14 @@ impl Engine {
     /// Builds that no live node runs: started by a node that died (and has not come back), or
     /// by this node when its start was missed. The first live node by id takes them over;
     /// should two build at once, the first to finish is recorded and the other changes nothing.
+    /// Another node's builds are judged only once this node has been in the cluster for a
+    /// liveness window: before, a live owner may simply not have been heard from yet.
     pub(crate) fn adopt_lost_builds(&self) {
         let Some(m) = self.inner.cluster.get() else { return };
         let me = m.cluster.node_id().to_owned();
-        let live: HashSet<String> = m
-            .cluster
-            .nodes()
-            .into_iter()
-            .filter(|(_, age)| *age < fnbox_cluster::LIVE_WINDOW)
-            .map(|(n, _)| n.id)
-            .chain([me.clone()])
-            .collect();
-        let first = live.iter().min().is_some_and(|n| *n == me);
+        let live: HashSet<String> = m.cluster.view().live().iter().map(|n| n.info.id.clone()).chain([me.clone()]).collect();
+        let heard_everyone = (Utc::now() - m.started_at).to_std().is_ok_and(|t| t >= fnbox_cluster::LIVE_WINDOW);
+        let first = heard_everyone && live.iter().min().is_some_and(|n| *n == me);
         let mut started = HashSet::new();
         for f in self.list_functions() {
             let Some(b) = f.build.as_ref().filter(|b| b.status == BuildStatus::Building) else { continue };

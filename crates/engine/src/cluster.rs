@@ -297,7 +297,7 @@ impl Engine {
     fn forward_timeout(&self, m: &Membership, f: &Function, node: &str) -> Duration {
         let call = Duration::from_millis(2 * u64::from(f.timeout_ms)) + FORWARD_MARGIN;
         let Some(digest) = f.build.as_ref().and_then(|b| b.image.as_deref()) else { return call };
-        let has_image = m.cluster.nodes().iter().any(|(n, _)| n.id == node && n.images.iter().any(|i| i == digest));
+        let has_image = m.cluster.view().live().iter().any(|n| n.info.id == node && n.info.images.iter().any(|i| i == digest));
         match self.inner.config.builder.as_ref() {
             Some(b) if !has_image => call + b.config().timeout,
             _ => call,
