@@ -98,6 +98,13 @@ struct ServeArgs {
     /// Requests per second per API key (token bucket, burst of the same size); 0: no limit.
     #[arg(long, default_value_t = 1000)]
     rate_limit_per_key: u32,
+    /// Requests per second per client address on function URLs called without a key (`http:
+    /// public` functions); 0: no limit. IPv6 clients are counted per /64.
+    #[arg(long, default_value_t = 50)]
+    http_rate_limit: u32,
+    /// The burst those buckets allow (at least 1).
+    #[arg(long, default_value_t = 100)]
+    http_burst: u32,
     /// Most client connections open at once (lowered to fit the open-files limit). At the cap
     /// a new connection replaces the one idle longest; 503 only when all have a request running.
     #[arg(long, default_value_t = 4096)]
@@ -311,6 +318,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         fnbox_api::AuthConfig {
             require_keys: args.require_keys || (!loopback && !args.insecure_open),
             rate_limit_per_key: args.rate_limit_per_key,
+            public_limit: fnbox_api::AddressLimit { rate: args.http_rate_limit, burst: args.http_burst.max(1) },
         },
     )
     .await

@@ -575,3 +575,51 @@ async fn browser_dependencies() {
     assert_eq!(before, after, "no build polling after leaving the page");
     c.close().await.expect("close browser");
 }
+
+/// The editor's HTTP trigger setting: picked with the webhook example, its function URL shown
+/// as it changes, saved with the function, shown on the function's page, callable at once, and
+/// read back in the editor. Screenshots: target/ui-screenshots/http-*.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_http_trigger() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    s.require_runtimes().await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+
+    c.goto(&format!("{base}/#/create")).await.expect("open create");
+    wait_js(&c, "document.querySelectorAll('#template option').length > 1", "templates").await;
+    let off = wait_js(&c, "document.querySelector('#http').value === 'off' && document.querySelector('#http-hint').textContent", "the off hint").await;
+    assert!(off.as_str().unwrap_or("").contains("404"), "{off}");
+    pick_template(&c, "Webhook (function URL) (python)").await;
+    set_value(&c, "#name", "hook-ui").await;
+    set_value(&c, "#http", "public").await;
+    let url = wait_js(&c, "document.querySelector('#http-url')?.textContent", "the URL").await;
+    assert_eq!(url, json!(format!("{base}/fn/hook-ui")));
+    c.execute("document.querySelector('#http-field').scrollIntoView({block: 'center'}); return true;", vec![]).await.expect("scroll");
+    shot(&c, "http-01-editor").await;
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click create");
+
+    wait_js(&c, "location.hash === '#/execute/hook-ui' && document.querySelector('#fn-url')", "the function URL on its page").await;
+    let shown = c.execute("return document.querySelector('#fn-url').textContent;", vec![]).await.expect("url");
+    assert!(shown.as_str().unwrap_or("").contains(&format!("{base}/fn/hook-ui")) && shown.as_str().unwrap_or("").contains("public"), "{shown}");
+    shot(&c, "http-02-execute").await;
+    let (_, f) = s.get("/api/v1/functions/hook-ui").await;
+    assert_eq!((f["http"].as_str(), f["url"].as_str()), (Some("public"), Some("/fn/hook-ui")), "{f}");
+    let resp = reqwest::Client::new().post(format!("{base}/fn/hook-ui/x?name=UI")).body("hi").send().await.expect("call");
+    assert_eq!(resp.status().as_u16(), 201);
+    let reply: Value = resp.json().await.expect("json");
+    assert_eq!(reply["greeting"], "Hello, UI!");
+
+    // The editor reads the setting back; switching it off saves `off`.
+    open_hash(&c, "#/edit/hook-ui").await;
+    wait_js(&c, "document.querySelector('#http')?.value === 'public'", "the saved setting").await;
+    set_value(&c, "#http", "key").await;
+    let hint = wait_js(&c, "document.querySelector('#http-hint').textContent.includes('Bearer') && document.querySelector('#http-hint').textContent", "the key hint").await;
+    assert!(hint.as_str().unwrap_or("").contains("/fn/hook-ui"), "{hint}");
+    c.find(Locator::Css("#save")).await.expect("save").click().await.expect("click save");
+    wait_js(&c, "location.hash === '#/execute/hook-ui' && document.querySelector('#fn-url')?.textContent.includes('API key')", "the key URL").await;
+    let (_, f) = s.get("/api/v1/functions/hook-ui").await;
+    assert_eq!(f["http"], "key");
+    c.close().await.expect("close");
+}

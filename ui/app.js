@@ -257,6 +257,10 @@ pages.create = async (main, editName) => {
       <div class="field"><label for="concurrency">Concurrency (${LIMITS.concurrency.join("–")})</label><input id="concurrency" type="number" min="1" max="64" value="4" aria-describedby="err-concurrency"><div class="field-error" id="err-concurrency"></div></div>
     </div>
     <div class="field"><label for="description">Description</label><input id="description" aria-describedby="err-description"><div class="field-error" id="err-description"></div></div>
+    <div class="field" id="http-field"><label for="http">HTTP trigger (function URL)</label>
+      <select id="http" aria-describedby="http-hint err-http"><option value="off">Off</option><option value="key">On, API key required</option><option value="public">On, public (rate-limited per client)</option></select>
+      <div class="muted hint" id="http-hint"></div>
+      <div class="field-error" id="err-http"></div></div>
     <fieldset class="field" id="env-field" aria-describedby="err-env"><legend>Environment variables</legend>
       <p class="muted" style="margin:0 0 6px">Values are secret: they are never shown again after saving. Leave a saved value blank to keep it.</p>
       <div id="env-rows"></div>
@@ -295,6 +299,15 @@ pages.create = async (main, editName) => {
   };
   depsLanguage("python");
   // The box grows with its text (4 to 16 lines), so a template's package.json shows whole.
+  // Any method on /fn/NAME (and paths below it) calls the function with a Lambda function URL event.
+  const httpHint = () => {
+    const mode = $("#http").value, name = $("#name").value.trim() || "NAME";
+    const url = `${location.origin}/fn/${name}`;
+    $("#http-hint").innerHTML = mode === "off" ? "No URL: /fn/" + esc(name) + " answers 404."
+      : `URL: <span class="mono" id="http-url">${esc(url)}</span> (any method, any path below it; Lambda function URL events)${mode === "key" ? " · send <span class=\"mono\">Authorization: Bearer &lt;key&gt;</span>" : " · anyone can call it"}`;
+  };
+  $("#http").addEventListener("change", httpHint);
+  for (const ev of ["input", "change"]) $("#name").addEventListener(ev, httpHint);
   const fitDeps = () => { const el = $("#dependencies"); el.rows = Math.min(16, Math.max(4, el.value.split("\n").length)); };
   $("#dependencies").addEventListener("input", fitDeps);
   // Environment: saved variables show their name only (values are write-only on the server);
@@ -328,6 +341,7 @@ pages.create = async (main, editName) => {
   if (existing) {
     for (const n of existing.env_names || []) addEnvRow(n, true);
     for (const k of ["name", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "description"]) set(k, existing[k]);
+    set("http", existing.http || "off");
     set("sample_input", JSON.stringify(existing.sample_input ?? {}, null, 2));
     set("dependencies", existing.dependencies);
     depsLanguage(existing.language);
@@ -346,8 +360,10 @@ pages.create = async (main, editName) => {
       set("sample_input", JSON.stringify(t.sample_input, null, 2));
       set("description", t.description);
       if (!$("#name").value) set("name", `${t.slug}-${t.language === "python" ? "py" : "js"}`);
+      httpHint();
     });
   }
+  httpHint();
   $("#language").addEventListener("change", (ev) => {
     editor.setLanguage(ev.target.value);
     depsLanguage(ev.target.value);
@@ -364,7 +380,7 @@ pages.create = async (main, editName) => {
     const body = {
       language: $("#language").value, runtime: $("#runtime").value, code: editor.get(),
       timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"),
-      description: $("#description").value, sample_input: sample, env: envBody(),
+      description: $("#description").value, sample_input: sample, env: envBody(), http: $("#http").value,
     };
     // On an edit an empty box removes the dependencies; a new function without them leaves it out.
     const deps = $("#dependencies").value;
@@ -516,7 +532,8 @@ pages.execute = async (main, name) => {
   main.innerHTML = `<h1>Execute</h1>
     <div class="panel">
       <div class="field"><label for="fn-pick">Function</label><select id="fn-pick">${fns.map((x) => `<option ${x.name === f.name ? "selected" : ""}>${esc(x.name)}</option>`).join("")}</select>
-        <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB${f.build?.status && f.build.status !== "none" ? ` · dependencies <span id="fn-build-badge">${buildBadge(f.build.status)}</span>` : ""}</div></div>
+        <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB${f.build?.status && f.build.status !== "none" ? ` · dependencies <span id="fn-build-badge">${buildBadge(f.build.status)}</span>` : ""}</div>
+        ${f.url ? `<div class="muted" id="fn-url" style="margin-top:4px">Function URL (${f.http === "key" ? "API key required" : "public"}): <span class="mono">${esc(location.origin + f.url)}</span></div>` : ""}</div>
       <div class="tabs" role="tablist">
         <button type="button" role="tab" id="tab-form" aria-selected="${formable}" ${formable ? "" : "disabled"}>Form</button>
         <button type="button" role="tab" id="tab-raw" aria-selected="${!formable}">Raw JSON</button>
@@ -577,7 +594,7 @@ pages.executions = async (main) => {
       <div class="field"><label for="f-function">Function</label><select id="f-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
       <div class="field"><label for="f-runtime">Runtime</label><select id="f-runtime"><option value="">All</option><option>docker</option><option>gvisor</option></select></div>
       <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option></select></div>
-      <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
+      <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="api">API calls</option><option value="http">HTTP (function URL) calls</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
     </div></div>
     <div class="panel table-wrap"><table id="exec-table"><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th class="node-col">Node</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
     <div class="panel" id="exec-detail" hidden></div>`;
@@ -585,7 +602,7 @@ pages.executions = async (main) => {
   // The stream is opened with trigger=all so that changing the filter needs no reconnect.
   const triggerMatches = (t, want) => (want === "all" ? true : want ? t === want : t !== "compare");
   const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger);
-  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : ""}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : e.trigger === "http" ? " · http" : ""}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
   const load = async () => {
     const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
     q.set("limit", "100");

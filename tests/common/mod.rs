@@ -253,6 +253,8 @@ pub fn contract() -> Vec<(&'static str, Value, Value)> {
         ("json", json!({"data": {"name": "John", "age": 30}, "operation": "keys"}), json!(["name", "age"])),
         ("arrays", json!({"array": [1, 5, 3, 9, 2], "operation": "sum"}), json!(20)),
         ("dates", json!({"date": "2023-01-15T12:30:45Z", "format": "iso"}), json!("2023-01-15T12:30:45Z")),
+        // A Lambda function URL handler, called here with its event as the input.
+        ("webhook", webhook_event(), webhook_answer()),
     ]
 }
 
@@ -276,4 +278,14 @@ pub fn dependency_contract() -> Vec<(&'static str, &'static str, Value, Value)> 
                    "first": "Fri, 1 Mar 2024 09:15", "last": "Sun, 3 Mar 2024 16:45", "span_hours": 55}),
         ),
     ]
+}
+
+/// The webhook example's event (Lambda function URL format 2.0, trimmed to what it reads).
+pub fn webhook_event() -> Value {
+    json!({"version": "2.0", "routeKey": "$default", "rawPath": "/hello", "rawQueryString": "name=Ada", "queryStringParameters": {"name": "Ada"}, "headers": {"content-type": "text/plain"}, "requestContext": {"http": {"method": "POST", "path": "/hello"}}, "body": "hi", "isBase64Encoded": false})
+}
+
+/// What the webhook example answers to [`webhook_event`].
+pub fn webhook_answer() -> Value {
+    json!({"statusCode": 201, "headers": {"content-type": "application/json", "x-handled-by": "webhook"}, "body": "{\"method\":\"POST\",\"path\":\"/hello\",\"query\":{\"name\":\"Ada\"},\"greeting\":\"Hello, Ada!\",\"received\":\"hi\",\"contentType\":\"text/plain\"}"})
 }

@@ -24,6 +24,8 @@ use chrono::{DateTime, Utc};
 use fnbox_core::keys::{hash_token, validate_key_name};
 use fnbox_core::{ApiKey, KeyStore, NewKey, Role, StoreError};
 use parking_lot::{Mutex, RwLock};
+
+use crate::ratelimit::{AddressLimiter, Bucket};
 use uuid::Uuid;
 
 /// How often the store's key version is checked for changes made by other processes.
@@ -40,6 +42,8 @@ pub struct AuthConfig {
     pub require_keys: bool,
     /// Requests per second per key, with a burst of the same size; 0 disables the limit.
     pub rate_limit_per_key: u32,
+    /// Requests per second and burst per client address on public function URLs.
+    pub public_limit: crate::ratelimit::AddressLimit,
 }
 
 /// Why a request was turned away. Mapped to HTTP in `error.rs`.
@@ -53,6 +57,8 @@ pub enum Denied {
     Forbidden(Role),
     #[error("rate limit of {0} requests per second for this API key exceeded")]
     RateLimited(u32),
+    #[error("rate limit of {0} requests per second for this client address exceeded")]
+    AddressRateLimited(u32),
 }
 
 /// Failures of key management (the `/api/v1/keys` routes and the CLI).
@@ -73,12 +79,6 @@ pub enum KeyAdminError {
 pub struct Caller {
     pub key_id: Uuid,
     pub role: Role,
-}
-
-/// A token bucket: `rate` tokens a second, at most `rate` held.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 struct Entry {
@@ -104,6 +104,8 @@ struct Inner {
     enabled: AtomicBool,
     seen_version: AtomicI64,
     reloading: tokio::sync::Mutex<()>,
+    /// Buckets per client address for public function URLs.
+    addresses: AddressLimiter,
 }
 
 /// The server's key ring. Cheap to clone.
@@ -123,6 +125,7 @@ impl Auth {
                 enabled: AtomicBool::new(config.require_keys),
                 seen_version: AtomicI64::new(-1),
                 reloading: tokio::sync::Mutex::new(()),
+                addresses: AddressLimiter::new(config.public_limit),
             }),
         };
         auth.reload().await?;
@@ -158,7 +161,7 @@ impl Auth {
                         Arc::new(Entry {
                             id: k.key.id,
                             role: k.key.role,
-                            bucket: Mutex::new(Bucket { tokens: f64::from(rate), at: Instant::now() }),
+                            bucket: Mutex::new(Bucket::full(rate, Instant::now())),
                             last_used: AtomicI64::new(used),
                             persisted: AtomicI64::new(used),
                         })
@@ -249,19 +252,26 @@ impl Auth {
         let hash = hash_token(token.ok_or(Denied::Missing)?);
         let entry = self.inner.ring.read().by_hash.get(&hash).cloned().ok_or(Denied::Invalid)?;
         let rate = self.inner.config.rate_limit_per_key;
-        if rate > 0 {
-            let mut b = entry.bucket.lock();
-            let now = Instant::now();
-            let cap = f64::from(rate);
-            b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * cap).min(cap);
-            b.at = now;
-            if b.tokens < 1.0 {
-                return Err(Denied::RateLimited(rate));
-            }
-            b.tokens -= 1.0;
+        if rate > 0 && entry.bucket.lock().take(rate, rate, Instant::now()).is_err() {
+            return Err(Denied::RateLimited(rate));
         }
         entry.last_used.store(Utc::now().timestamp(), Ordering::Relaxed);
         Ok(Caller { key_id: entry.id, role: entry.role })
+    }
+
+    /// The caller of a function URL, by the key it sent as for the API (`Authorization:
+    /// Bearer`): `Ok(None)` when it sent none. A key is checked (and its bucket charged) even
+    /// when keys are off for the API: a `key` function URL is never open.
+    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, Denied> {
+        match bearer(headers) {
+            None => Ok(None),
+            Some(token) => self.check(Some(token)).map(Some),
+        }
+    }
+
+    /// Charges a request from `ip` to a public function URL.
+    pub(crate) fn charge_address(&self, ip: std::net::IpAddr) -> Result<(), Denied> {
+        self.inner.addresses.check(ip).map_err(|_| Denied::AddressRateLimited(self.inner.addresses.limit().rate))
     }
 
     // ----- key management (API and CLI share the store; the API reloads at once) -----
@@ -317,9 +327,18 @@ fn is_public(path: &str) -> bool {
     path == "/healthz" || path == "/" || path.starts_with("/ui/")
 }
 
+/// Function URLs check their callers themselves: who may call depends on the function's
+/// `http` setting, which the handler reads.
+pub fn is_function_url(path: &str) -> bool {
+    path.starts_with("/fn/")
+}
+
 /// What an `invoke` key may do: read (GET/HEAD, but not the key list) and invoke. Everything
 /// else is for admins, so a route added later is admin-only until it is listed here.
 pub fn invoke_role_may(method: &Method, path: &str) -> bool {
+    if is_function_url(path) {
+        return true;
+    }
     if *method == Method::GET || *method == Method::HEAD {
         return !(path == "/api/v1/keys" || path.starts_with("/api/v1/keys/"));
     }
@@ -334,7 +353,7 @@ pub fn invoke_role_may(method: &Method, path: &str) -> bool {
 /// rate limit and its role.
 pub async fn require_key(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if is_public(path) || !auth.enabled() {
+    if is_public(path) || is_function_url(path) || !auth.enabled() {
         return next.run(req).await;
     }
     let token = bearer(req.headers()).or_else(|| if path == STREAM_PATH { query_token(req.uri().query()) } else { None });
@@ -366,6 +385,7 @@ mod tests {
         assert!(!invoke_role_may(&Method::POST, "/api/v1/functions/a/b/invoke"));
         assert!(!invoke_role_may(&Method::GET, "/api/v1/keys"));
         assert!(!invoke_role_may(&Method::POST, "/api/v1/keys"));
+        assert!(invoke_role_may(&Method::DELETE, "/fn/hello/a/b"), "function URLs: any method, either role");
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl From<Denied> for ApiError {
             Denied::Missing => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
             Denied::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message),
             Denied::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
-            Denied::RateLimited(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
+            Denied::RateLimited(_) | Denied::AddressRateLimited(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            }
         }
     }
 }
@@ -172,6 +174,10 @@ const FOREIGN_ERROR_BODY_MAX: usize = 4096;
 /// that is not JSON into the standard shape, quoting the original text as the message, so a
 /// client never meets a second error format.
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    // A function URL's answer is the function's own, whatever its status and type.
+    if crate::auth::is_function_url(req.uri().path()) {
+        return next.run(req).await;
+    }
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {

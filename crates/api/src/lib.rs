@@ -4,8 +4,10 @@
 pub mod auth;
 mod error;
 mod extract;
+mod function_url;
 mod openapi;
 mod page;
+pub mod ratelimit;
 mod routes;
 mod serve;
 mod ui;
@@ -16,6 +18,7 @@ use axum::Router;
 use fnbox_engine::Engine;
 
 pub use auth::{Auth, AuthConfig};
+pub use ratelimit::AddressLimit;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 

@@ -45,6 +45,8 @@ use crate::routes;
         routes::keys::create,
         routes::keys::list,
         routes::keys::revoke,
+        crate::function_url::call_root,
+        crate::function_url::call_path,
     ),
     tags(
         (name = "functions", description = "Create, change, delete and invoke functions"),
@@ -52,6 +54,7 @@ use crate::routes;
         (name = "metrics", description = "Aggregates, comparisons, Prometheus"),
         (name = "keys", description = "API keys (admin only)"),
         (name = "system", description = "Health and pools"),
+        (name = "function URLs", description = "Functions called over plain HTTP, Lambda function URL style (`http: key` or `public`)"),
     )
 )]
 pub struct ApiDoc;

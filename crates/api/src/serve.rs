@@ -168,11 +168,11 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut last_accept_warning: Option<Instant> = None;
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     // Out of file descriptors, most likely: wait for some to close.
@@ -191,7 +191,7 @@ pub async fn run(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, id, conn, registry.clone(), builder.clone(), app.clone(), config.idle_timeout));
+        tokio::spawn(serve_connection(stream, peer, id, conn, registry.clone(), builder.clone(), app.clone(), config.idle_timeout));
     }
     drop(listener);
     registry.close_all();
@@ -206,8 +206,12 @@ pub async fn run(
     Ok(())
 }
 
+/// `peer` goes into each request's extensions as `ConnectInfo` (public function URLs are
+/// rate-limited by it).
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     id: u64,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
@@ -217,7 +221,8 @@ async fn serve_connection(
 ) {
     let service = {
         let (conn, registry) = (conn.clone(), registry.clone());
-        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let guard = InFlight::new(conn.clone(), registry.clone());
             let app = app.clone();
             async move {

@@ -38,6 +38,9 @@ pub enum Command {
         status: Option<String>,
         #[arg(long)]
         runtime: Option<String>,
+        /// api, http, compare or all (default: every trigger but compare).
+        #[arg(long)]
+        trigger: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -134,6 +137,9 @@ pub struct FnSettings {
     /// Do not wait for the dependency build to end (follow it with `fnbox build NAME --follow`).
     #[arg(long)]
     pub no_wait: bool,
+    /// The function URL (`/fn/NAME`, any method): off, key (an API key is needed) or public.
+    #[arg(long, value_name = "off|key|public", value_parser = ["off", "key", "public"])]
+    pub http: Option<String>,
 }
 
 struct Client {
@@ -310,6 +316,9 @@ async fn settings_body(client: &Client, s: &FnSettings, create: bool) -> Result<
     if let Some(v) = &s.description {
         body.insert("description".into(), json!(v));
     }
+    if let Some(v) = &s.http {
+        body.insert("http".into(), json!(v));
+    }
     if create && !s.unset_env.is_empty() {
         bail!("--unset-env is for `fn update`");
     }
@@ -338,12 +347,17 @@ fn env_cell(names: &Value) -> String {
     }
 }
 
-fn print_function(f: &Value) {
+fn print_function(f: &Value, base: &str) {
     let mut t = table(&["field", "value"]);
     for k in ["name", "language", "runtime", "version", "timeout_ms", "memory_mb", "concurrency", "description", "created_at", "updated_at"] {
         t.add_row(vec![k.to_string(), cell(&f[k])]);
     }
     t.add_row(vec!["env".to_string(), env_cell(&f["env_names"])]);
+    let http = f["http"].as_str().unwrap_or("off");
+    match f["url"].as_str() {
+        Some(url) => t.add_row(vec!["http".to_string(), format!("{http}: {}{url} (any method)", base.trim_end_matches('/'))]),
+        None => t.add_row(vec!["http".to_string(), http.to_string()]),
+    };
     let build = &f["build"];
     if build["status"].as_str().is_some_and(|s| s != "none") {
         let mut line = build_outcome(build);
@@ -560,6 +574,9 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
             let f = client.ok(Method::POST, "/api/v1/functions", Some(body.to_string())).await?;
             if !opts.json {
                 println!("created {} ({} on {}, version {})", cell(&f["name"]), cell(&f["language"]), cell(&f["runtime"]), cell(&f["version"]));
+                if let Some(url) = f["url"].as_str() {
+                    println!("function URL ({}): {}{url}", cell(&f["http"]), client.base.trim_end_matches('/'));
+                }
             }
             return after_change(&client, &f, &s, opts.json).await;
         }
@@ -568,6 +585,9 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
             let f = client.ok(Method::PUT, &format!("/api/v1/functions/{}", s.name), Some(body.to_string())).await?;
             if !opts.json {
                 println!("updated {} (version {})", cell(&f["name"]), cell(&f["version"]));
+                if let Some(url) = f["url"].as_str() {
+                    println!("function URL ({}): {}{url}", cell(&f["http"]), client.base.trim_end_matches('/'));
+                }
             }
             return after_change(&client, &f, &s, opts.json).await;
         }
@@ -592,7 +612,7 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
             if opts.json {
                 print_json(&f);
             } else {
-                print_function(&f);
+                print_function(&f, &client.base);
             }
         }
         Command::Function(FnCommand::Delete { name }) => {
@@ -636,9 +656,9 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
             }
             return Ok(if r["status"] == json!("success") { 0 } else { 1 });
         }
-        Command::Executions { function, status, runtime, limit } => {
+        Command::Executions { function, status, runtime, trigger, limit } => {
             let mut q = vec![format!("limit={limit}")];
-            for (k, v) in [("function", function), ("status", status), ("runtime", runtime)] {
+            for (k, v) in [("function", function), ("status", status), ("runtime", runtime), ("trigger", trigger)] {
                 if let Some(v) = v {
                     q.push(format!("{k}={v}"));
                 }

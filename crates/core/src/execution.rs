@@ -63,15 +63,18 @@ pub enum Trigger {
     Api,
     /// One of the runs of a runtime comparison (`POST /api/v1/functions/{name}/compare`).
     Compare,
+    /// A request to the function's URL (`/fn/{name}`, any method).
+    Http,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 2] = [Trigger::Api, Trigger::Compare];
+    pub const ALL: [Trigger; 3] = [Trigger::Api, Trigger::Compare, Trigger::Http];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Api => "api",
             Trigger::Compare => "compare",
+            Trigger::Http => "http",
         }
     }
 }
@@ -88,7 +91,7 @@ impl FromStr for Trigger {
         Trigger::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown trigger `{s}` (expected api or compare)"))
+            .ok_or_else(|| format!("unknown trigger `{s}` (expected api, compare or http)"))
     }
 }
 
@@ -111,7 +114,7 @@ impl FromStr for TriggerFilter {
             "" => Ok(TriggerFilter::NotCompare),
             "all" => Ok(TriggerFilter::All),
             other => other.parse().map(TriggerFilter::Only).map_err(|_| {
-                format!("unknown trigger `{other}` (expected api, compare or all)")
+                format!("unknown trigger `{other}` (expected api, compare, http or all)")
             }),
         }
     }
@@ -386,6 +389,11 @@ mod tests {
         assert!(!TriggerFilter::default().matches(Trigger::Compare));
         assert!(TriggerFilter::All.matches(Trigger::Compare));
         assert!(!TriggerFilter::Only(Trigger::Compare).matches(Trigger::Api));
+        assert_eq!("http".parse::<TriggerFilter>(), Ok(TriggerFilter::Only(Trigger::Http)));
+        assert!(TriggerFilter::default().matches(Trigger::Http), "HTTP calls are the user's own");
+        for t in Trigger::ALL {
+            assert_eq!(t.as_str().parse::<Trigger>(), Ok(t));
+        }
     }
 
     #[test]

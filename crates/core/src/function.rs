@@ -90,6 +90,52 @@ impl FromStr for Runtime {
     }
 }
 
+/// Who may call a function over HTTP at `/fn/{name}` (its "function URL").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAccess {
+    /// No function URL: `/fn/{name}` answers 404, as for a function that does not exist.
+    #[default]
+    Off,
+    /// Callers need an API key (admin or invoke), sent as for the API.
+    Key,
+    /// Anyone may call it; calls are rate-limited per client address.
+    Public,
+}
+
+impl HttpAccess {
+    pub const ALL: [HttpAccess; 3] = [HttpAccess::Off, HttpAccess::Key, HttpAccess::Public];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpAccess::Off => "off",
+            HttpAccess::Key => "key",
+            HttpAccess::Public => "public",
+        }
+    }
+}
+
+impl fmt::Display for HttpAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HttpAccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HttpAccess::ALL
+            .into_iter()
+            .find(|h| h.as_str() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown http setting `{s}` (expected off, key or public)"))
+    }
+}
+
+/// The path of a function's URL, relative to the server.
+pub fn function_url(name: &str) -> String {
+    format!("/fn/{name}")
+}
+
 /// A stored function. `version` grows by one each time its code or settings change,
 /// and every execution records the version it ran. Not an API type: responses are
 /// [`FunctionInfo`], which leaves the environment's values out.
@@ -120,6 +166,9 @@ pub struct Function {
     /// failed: calls run it meanwhile. `None` when this version runs.
     #[serde(default)]
     pub serving: Option<Box<Function>>,
+    /// Whether `/fn/{name}` calls it, and who may.
+    #[serde(default)]
+    pub http: HttpAccess,
     pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -167,6 +216,12 @@ pub struct FunctionInfo {
     /// this version is the one that runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_version: Option<u32>,
+    /// Whether `/fn/{name}` calls it: `off`, `key` (an API key is needed) or `public`.
+    #[serde(default)]
+    pub http: HttpAccess,
+    /// The function URL's path (`/fn/{name}`; any method, any subpath) when `http` is not `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -242,6 +297,8 @@ impl FunctionInfo {
             dependencies: if with_code { f.dependencies.clone() } else { None },
             build: BuildSummary::of(f.build.as_ref()),
             serving_version: f.serving.as_ref().map(|s| s.version),
+            http: f.http,
+            url: (f.http != HttpAccess::Off).then(|| function_url(&f.name)),
             version: f.version,
             created_at: f.created_at,
             updated_at: f.updated_at,
@@ -284,6 +341,9 @@ pub struct FunctionSpec {
     /// calls wait for the build (409 `build_pending`).
     #[serde(default)]
     pub dependencies: Option<String>,
+    /// Calls over HTTP at `/fn/{name}`: `off` (default), `key` or `public`.
+    #[serde(default)]
+    pub http: HttpAccess,
 }
 
 fn default_runtime() -> Runtime {
@@ -316,6 +376,8 @@ pub struct FunctionPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub dependencies: Option<Option<String>>,
+    /// Calls over HTTP at `/fn/{name}`: `off`, `key` or `public`. Not a new version.
+    pub http: Option<HttpAccess>,
 }
 
 /// A field that is present (even as `null`) is `Some`, so `null` can mean "remove".
@@ -346,6 +408,7 @@ impl Function {
             &self.sample_input,
             &self.dependencies,
             self.build.as_ref().map(|b| b.status),
+            self.http,
         ))
         .unwrap_or_default();
         h.update(&settings);
@@ -409,6 +472,7 @@ impl Function {
             dependencies: spec.dependencies.filter(|d| !d.trim().is_empty()),
             build: None,
             serving: None,
+            http: spec.http,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -451,6 +515,9 @@ impl Function {
         }
         if let Some(v) = patch.dependencies {
             self.dependencies = v.filter(|d| !d.trim().is_empty());
+        }
+        if let Some(v) = patch.http {
+            self.http = v;
         }
         let runs_differently = self.language != before.language
             || self.runtime != before.runtime
@@ -531,6 +598,23 @@ mod tests {
         let patch = FunctionPatch { env: Some(BTreeMap::from([("K".into(), Some("two".into()))])), ..Default::default() };
         assert!(f.apply(patch, Utc::now()));
         assert_ne!(f.etag(), before, "a new value is a new version, so a new tag");
+    }
+
+    #[test]
+    fn http_setting_defaults_off_changes_no_version_and_shows_the_url() {
+        let mut f = Function::from_spec(spec(), &crate::Limits::default(), Utc::now());
+        assert_eq!(f.http, HttpAccess::Off);
+        assert_eq!(FunctionInfo::of(&f, false).url, None);
+        let tag = f.etag();
+        assert!(!f.apply(FunctionPatch { http: Some(HttpAccess::Public), ..Default::default() }, Utc::now()));
+        assert_eq!((f.version, f.http), (1, HttpAccess::Public));
+        assert_ne!(f.etag(), tag, "the setting is part of the entity tag");
+        assert_eq!(FunctionInfo::of(&f, false).url.as_deref(), Some("/fn/hello"));
+        assert_eq!("KEY".parse::<HttpAccess>(), Ok(HttpAccess::Key));
+        assert!("open".parse::<HttpAccess>().is_err());
+        assert!(serde_json::from_value::<FunctionPatch>(serde_json::json!({"http": "open"})).is_err());
+        let old: Function = serde_json::from_str(&f.to_stored_json().replace(r#","http":"public""#, "")).expect("old record");
+        assert_eq!(old.http, HttpAccess::Off, "records stored before the setting existed are off");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod validation;
 pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, RawJson, Trigger, TriggerFilter};
 pub use build::{Build, BuildReport, BuildStatus};
 pub use dependencies::Dependencies;
-pub use function::{BuildSummary, Function, FunctionInfo, FunctionPatch, FunctionSpec, Language, NotRunnable, Runtime};
+pub use function::{function_url, BuildSummary, Function, HttpAccess, FunctionInfo, FunctionPatch, FunctionSpec, Language, NotRunnable, Runtime};
 pub use store::{Failure, Store, StoreError};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

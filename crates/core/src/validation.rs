@@ -233,6 +233,7 @@ mod tests {
                 env: Default::default(),
                 sample_input: None,
                 dependencies: None,
+                http: Default::default(),
             },
             &Limits::default(),
             chrono::Utc::now(),

@@ -300,6 +300,12 @@ impl Engine {
     /// The work runs on its own task: a caller that goes away cannot cut an execution short
     /// or lose its record.
     pub async fn invoke(&self, name: &str, event: Box<RawValue>) -> Result<Execution, EngineError> {
+        self.invoke_by(name, event, Trigger::Api).await
+    }
+
+    /// [`Engine::invoke`] for another trigger (the function URL's calls are `http`): the same
+    /// checks and the same path, in a cluster too, with `trigger` on the record.
+    pub async fn invoke_by(&self, name: &str, event: Box<RawValue>, trigger: Trigger) -> Result<Execution, EngineError> {
         // A store that cannot be reached could not record the call: 503 at once, run nothing.
         self.inner.store.available()?;
         validate_name(name).map_err(|_| EngineError::FunctionNotFound(name.to_owned()))?;
@@ -309,7 +315,7 @@ impl Engine {
         if event.get().len() > limit {
             return Err(EngineError::InputTooLarge { size: event.get().len(), limit });
         }
-        self.route(f, event, Trigger::Api).await
+        self.route(f, event, trigger).await
     }
 
     /// Runs `f` (which need not be in the function list: a comparison's copy) on its own task.

@@ -11,6 +11,7 @@ use crate::error;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "dependencies", include_str!("../migrations/0002_dependencies.sql")),
+    (3, "http", include_str!("../migrations/0003_http.sql")),
 ];
 
 /// The advisory lock key of fnbox's migrations (any constant other tools are unlikely to use).

@@ -37,7 +37,7 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 pub(crate) const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
-     concurrency, env, sample_input, version, created_ns, updated_ns, dependencies, build, serving";
+     concurrency, env, sample_input, version, created_ns, updated_ns, dependencies, build, serving, http";
 
 /// A function's columns, in [`FUNCTION_COLUMNS`] order.
 pub(crate) struct FunctionRow {
@@ -58,6 +58,7 @@ pub(crate) struct FunctionRow {
     dependencies: Option<String>,
     build: Option<String>,
     serving: Option<String>,
+    http: &'static str,
 }
 
 impl FunctionRow {
@@ -80,10 +81,11 @@ impl FunctionRow {
             dependencies: f.dependencies.clone(),
             build: f.build.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Backend(e.to_string()))?,
             serving: f.serving.as_ref().map(|s| s.to_stored_json()),
+            http: f.http.as_str(),
         })
     }
 
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 18] {
         [
             &self.id,
             &self.name,
@@ -102,6 +104,7 @@ impl FunctionRow {
             &self.dependencies,
             &self.build,
             &self.serving,
+            &self.http,
         ]
     }
 }
@@ -135,6 +138,7 @@ pub(crate) fn row_to_function(r: &Row) -> Result<Function, StoreError> {
             .map(|s| Function::from_stored_json(s).map(Box::new))
             .transpose()
             .map_err(|e| corrupt("serving version", e))?,
+        http: parsed(r, 17, "http")?,
     })
 }
 

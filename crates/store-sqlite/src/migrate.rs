@@ -11,6 +11,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (5, "triggers", include_str!("../migrations/sqlite/0005_triggers.sql")),
     (6, "nodes", include_str!("../migrations/sqlite/0006_nodes.sql")),
     (7, "dependencies", include_str!("../migrations/sqlite/0007_dependencies.sql")),
+    (8, "http", include_str!("../migrations/sqlite/0008_http.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {

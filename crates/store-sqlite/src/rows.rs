@@ -6,7 +6,7 @@ use rusqlite::Row;
 use uuid::Uuid;
 
 pub(crate) const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
-     concurrency, env, sample_input, version, created_at, updated_at, dependencies, build, serving";
+     concurrency, env, sample_input, version, created_at, updated_at, dependencies, build, serving, http";
 
 pub(crate) fn parse_err(col: usize, msg: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into().into())
@@ -46,6 +46,7 @@ pub(crate) fn row_to_function(r: &Row<'_>) -> rusqlite::Result<Function> {
             .map(|s| Function::from_stored_json(&s).map(Box::new))
             .transpose()
             .map_err(|e| parse_err(16, e.to_string()))?,
+        http: r.get::<_, String>(17)?.parse().map_err(|e: String| parse_err(17, e))?,
     })
 }
 
@@ -108,6 +109,7 @@ pub(crate) fn function_params(f: &Function) -> Result<Vec<Box<dyn rusqlite::ToSq
         Box::new(f.dependencies.clone()),
         Box::new(build),
         Box::new(f.serving.as_ref().map(|s| s.to_stored_json())),
+        Box::new(f.http.as_str()),
     ])
 }
 

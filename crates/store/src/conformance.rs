@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use fnbox_core::metrics::MetricsFilter;
 use fnbox_core::{
-    ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, Function, FunctionSpec, KeyStore, Language, Limits, NewKey,
+    ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, Function, FunctionSpec, HttpAccess, KeyStore, Language, Limits, NewKey,
     RawJson, Role, Runtime, Store, StoreError, Trigger, TriggerFilter,
 };
 use uuid::Uuid;
@@ -37,6 +37,7 @@ pub trait Backend: Send + Sync {
 pub const ALL: &[&str] = &[
     "functions_round_trip_and_conflict",
     "dependencies_build_and_serving_version_round_trip",
+    "http_setting_round_trips_and_http_runs_filter",
     "compare_and_swap_lets_one_writer_win",
     "unfinished_executions_become_interrupted_records_at_the_next_open",
     "recovery_is_limited_to_this_node",
@@ -169,6 +170,37 @@ pub async fn dependencies_build_and_serving_version_round_trip(b: &dyn Backend) 
     plain.updated_at = back.updated_at + chrono::Duration::milliseconds(1);
     store.update_function(&plain, back.updated_at).await.expect("update");
     assert_eq!(store.get_function("deps").await.expect("get"), Some(plain), "the columns can be cleared");
+}
+
+/// A function's HTTP setting comes back as written and can be changed; executions started by
+/// its URL are recorded as `http`, listed by default (they are the user's own calls) and
+/// selected alone by their trigger.
+pub async fn http_setting_round_trips_and_http_runs_filter(b: &dyn Backend) {
+    let store = b.open("n1").await;
+    let off = function("plain");
+    store.insert_function(&off).await.expect("insert");
+    assert_eq!(store.get_function("plain").await.expect("get").map(|f| f.http), Some(HttpAccess::Off));
+    let mut f = function("web");
+    f.http = HttpAccess::Public;
+    store.insert_function(&f).await.expect("insert");
+    assert_eq!(store.get_function("web").await.expect("get"), Some(f.clone()));
+    let mut keyed = f.clone();
+    keyed.http = HttpAccess::Key;
+    keyed.updated_at = f.updated_at + chrono::Duration::milliseconds(1);
+    store.update_function(&keyed, f.updated_at).await.expect("update");
+    assert_eq!(store.get_function("web").await.expect("get").map(|f| f.http), Some(HttpAccess::Key));
+    let listed: Vec<HttpAccess> = store.list_functions().await.expect("list").into_iter().map(|f| f.http).collect();
+    assert_eq!(listed, [HttpAccess::Off, HttpAccess::Key], "by name: plain, web");
+
+    let api = execution("web", ExecutionStatus::Success);
+    let http = Execution { id: Uuid::now_v7(), trigger: Trigger::Http, ..execution("web", ExecutionStatus::Success) };
+    store.record_execution(api.clone()).await.expect("record");
+    store.record_execution(http.clone()).await.expect("record");
+    let by = |trigger| ExecutionFilter { trigger, function: Some("web".into()), limit: 10, ..Default::default() };
+    assert_eq!(list(&*store, by(TriggerFilter::default())).await, [http.id, api.id]);
+    assert_eq!(list(&*store, by(TriggerFilter::Only(Trigger::Http))).await, [http.id]);
+    assert_eq!(list(&*store, by(TriggerFilter::Only(Trigger::Api))).await, [api.id]);
+    assert_eq!(store.get_execution(http.id).await.expect("get").map(|e| e.trigger), Some(Trigger::Http));
 }
 
 /// Two writers (two nodes, where the backend has them) read the same state and both update:

@@ -65,6 +65,7 @@ macro_rules! suite {
 suite!(
     functions_round_trip_and_conflict,
     dependencies_build_and_serving_version_round_trip,
+    http_setting_round_trips_and_http_runs_filter,
     compare_and_swap_lets_one_writer_win,
     unfinished_executions_become_interrupted_records_at_the_next_open,
     recovery_is_limited_to_this_node,

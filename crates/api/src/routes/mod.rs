@@ -10,7 +10,7 @@ pub(crate) mod metrics;
 pub(crate) mod pools;
 pub(crate) mod templates;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 
 use crate::AppState;
@@ -37,6 +37,9 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route("/fn/{name}", any(crate::function_url::call_root))
+        .route("/fn/{name}/", any(crate::function_url::call_root))
+        .route("/fn/{name}/{*path}", any(crate::function_url::call_path))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/api/docs")
                 .url("/api/openapi.json", <crate::ApiDoc as utoipa::OpenApi>::openapi()),

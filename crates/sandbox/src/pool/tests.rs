@@ -53,6 +53,7 @@ fn function(name: &str, code: &str, concurrency: u32) -> Function {
         dependencies: None,
         build: None,
         serving: None,
+        http: Default::default(),
         version: 1,
         created_at: now,
         updated_at: now,
