@@ -14,7 +14,10 @@ fn router_routes() -> Vec<String> {
     src.split(".route(\"")
         .skip(1)
         .filter_map(|s| s.split('"').next())
-        .map(str::to_owned)
+        // A trailing slash is the same operation as without it (`/fn/{name}/` is `/fn/{name}`
+        // with rawPath `/`), documented once.
+        // and a catch-all `{*path}` is OpenAPI's `{path}`.
+        .map(|r| if r.len() > 1 { r.trim_end_matches('/').replace("{*", "{") } else { r.to_owned() })
         .filter(|r| r != "/" && !r.starts_with("/ui/"))
         .collect()
 }

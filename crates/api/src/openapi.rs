@@ -107,6 +107,14 @@ impl Modify for CrossCutting {
             ];
             for (method, op) in ops {
                 let Some(op) = op else { continue };
+                // One handler serves every method of a function URL; OpenAPI wants an
+                // operation id per method.
+                if path.starts_with("/fn/") {
+                    if let Some(id) = op.operation_id.as_mut() {
+                        id.push_str(&method[..1]);
+                        id.push_str(&method[1..].to_lowercase());
+                    }
+                }
                 let has_path_params = op
                     .parameters
                     .iter()
