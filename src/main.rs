@@ -116,6 +116,20 @@ struct ServeArgs {
     /// Seconds a connection (HTTP/2 included) may stay open without a request in flight.
     #[arg(long, default_value_t = 60)]
     idle_timeout_secs: u64,
+    /// Asynchronous attempts this node runs at once (each still waits for its function's
+    /// sandboxes and concurrency).
+    #[arg(long, env = "FNBOX_ASYNC_WORKERS", default_value_t = 16)]
+    async_workers: usize,
+    /// Most asynchronous calls the queue holds (waiting, backing off or running); past it
+    /// `Prefer: respond-async` answers 503 `async_queue_full`.
+    #[arg(long, env = "FNBOX_ASYNC_MAX_DEPTH", default_value_t = 10_000)]
+    async_max_depth: u64,
+    /// Milliseconds before the first retry of a failed asynchronous attempt; each further
+    /// retry waits twice as long, up to --retry-cap-secs.
+    #[arg(long, env = "FNBOX_RETRY_BASE_MS", default_value_t = 1000)]
+    retry_base_ms: u64,
+    #[arg(long, env = "FNBOX_RETRY_CAP_SECS", default_value_t = 300)]
+    retry_cap_secs: u64,
     /// Join a cluster: NATS servers (JetStream on), comma-separated, e.g.
     /// `nats://10.0.0.1:4222,nats://10.0.0.2:4222`. Needs a shared `--store postgres://…`.
     #[arg(long, env = "FNBOX_CLUSTER", value_delimiter = ',')]
@@ -422,6 +436,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
             check_syntax: !args.no_syntax_check,
             builder,
             image_collection_every: Duration::from_secs(args.image_collect_every_secs.max(1)),
+            queue: fnbox_engine::QueueConfig {
+                workers: args.async_workers.max(1),
+                max_depth: args.async_max_depth.max(1),
+                retry_base: Duration::from_millis(args.retry_base_ms.max(1)),
+                retry_cap: Duration::from_secs(args.retry_cap_secs.max(1)),
+                ..fnbox_engine::QueueConfig::default()
+            },
         },
     )
     .await?;
@@ -435,6 +456,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(node = %node, nats = %args.cluster.join(","), "cluster node ready");
     }
 
+    // After joining: a cluster node leases under its node id, and its previous run's leases
+    // are dropped first (that process is gone).
+    engine.start_queue().await.context("starting the asynchronous queue")?;
     spawn_retention(engine.clone(), args.retention_days, args.retention_max);
 
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;

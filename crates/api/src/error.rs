@@ -110,6 +110,9 @@ impl From<EngineError> for ApiError {
             },
             EngineError::InputTooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "input_too_large", message),
             EngineError::QueueFull(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message),
+            EngineError::AsyncQueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "async_queue_full", message),
+            EngineError::ScheduleNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "schedule_not_found", message),
+            EngineError::DeadLetterNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "dead_letter_not_found", message),
             EngineError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", message)
             }

@@ -12,6 +12,7 @@
 mod cluster;
 mod deps;
 mod soak;
+mod triggers;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -272,6 +273,23 @@ async fn main() -> Result<()> {
         std::fs::write("target/bench/cluster.md", &md)?;
         if opts.write_docs {
             cluster::write_docs(&md)?;
+        }
+        println!("{md}");
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--only-triggers") {
+        let d = triggers::run(opts.warm.min(500)).await?;
+        let heading = format!(
+            "## Triggers (make bench, {}, commit {})",
+            d["date"].as_str().and_then(|x| x.get(..10)).unwrap_or(""),
+            d["commit"].as_str().unwrap_or("")
+        );
+        let md = triggers::markdown(&d, &heading);
+        std::fs::create_dir_all("target/bench")?;
+        std::fs::write("target/bench/triggers.json", serde_json::to_string_pretty(&d)?)?;
+        std::fs::write("target/bench/triggers.md", &md)?;
+        if opts.write_docs {
+            cluster::write_section("## Triggers (make bench", &md)?;
         }
         println!("{md}");
         return Ok(());

@@ -21,11 +21,18 @@ pub enum ExecutionStatus {
     Timeout,
     /// The function ran out of memory (the sandbox hit its memory limit).
     Oom,
+    /// An asynchronous call accepted and waiting for its attempt (not run yet; not final).
+    Queued,
 }
 
 impl ExecutionStatus {
-    pub const ALL: [ExecutionStatus; 4] =
-        [ExecutionStatus::Success, ExecutionStatus::Error, ExecutionStatus::Timeout, ExecutionStatus::Oom];
+    pub const ALL: [ExecutionStatus; 5] = [
+        ExecutionStatus::Success,
+        ExecutionStatus::Error,
+        ExecutionStatus::Timeout,
+        ExecutionStatus::Oom,
+        ExecutionStatus::Queued,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,7 +40,13 @@ impl ExecutionStatus {
             ExecutionStatus::Error => "error",
             ExecutionStatus::Timeout => "timeout",
             ExecutionStatus::Oom => "oom",
+            ExecutionStatus::Queued => "queued",
         }
+    }
+
+    /// Whether this is what an attempt came to (anything but `queued`).
+    pub fn is_final(self) -> bool {
+        self != ExecutionStatus::Queued
     }
 }
 
@@ -49,7 +62,7 @@ impl FromStr for ExecutionStatus {
         ExecutionStatus::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown status `{s}` (expected success, error, timeout or oom)"))
+            .ok_or_else(|| format!("unknown status `{s}` (expected success, error, timeout, oom or queued)"))
     }
 }
 
@@ -65,16 +78,22 @@ pub enum Trigger {
     Compare,
     /// A request to the function's URL (`/fn/{name}`, any method).
     Http,
+    /// An attempt of an asynchronous call (`Prefer: respond-async`), run from the queue.
+    Async,
+    /// An asynchronous call made by one of the function's schedules.
+    Schedule,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 3] = [Trigger::Api, Trigger::Compare, Trigger::Http];
+    pub const ALL: [Trigger; 5] = [Trigger::Api, Trigger::Compare, Trigger::Http, Trigger::Async, Trigger::Schedule];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Api => "api",
             Trigger::Compare => "compare",
             Trigger::Http => "http",
+            Trigger::Async => "async",
+            Trigger::Schedule => "schedule",
         }
     }
 }
@@ -91,7 +110,7 @@ impl FromStr for Trigger {
         Trigger::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown trigger `{s}` (expected api, compare or http)"))
+            .ok_or_else(|| format!("unknown trigger `{s}` (expected api, compare, http, async or schedule)"))
     }
 }
 
@@ -114,7 +133,7 @@ impl FromStr for TriggerFilter {
             "" => Ok(TriggerFilter::NotCompare),
             "all" => Ok(TriggerFilter::All),
             other => other.parse().map(TriggerFilter::Only).map_err(|_| {
-                format!("unknown trigger `{other}` (expected api, compare, http or all)")
+                format!("unknown trigger `{other}` (expected api, compare, http, async, schedule or all)")
             }),
         }
     }
@@ -250,6 +269,17 @@ pub struct Execution {
     /// The cluster node that ran it (`None` on a single-node fnbox).
     #[serde(default)]
     pub node: Option<String>,
+    /// Which attempt of its call this is: 1, then 2, … for the retries of an asynchronous call.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The asynchronous call this attempt belongs to, shared by all its attempts (`None` for a
+    /// synchronous call).
+    #[serde(default)]
+    pub request_id: Option<Uuid>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl Execution {
@@ -304,6 +334,8 @@ impl Execution {
             cold_start: self.cold_start,
             trigger: self.trigger,
             node: self.node.clone(),
+            attempt: self.attempt,
+            request_id: self.request_id,
         }
     }
 }
@@ -319,6 +351,9 @@ pub struct ExecutionFilter {
     pub before: Option<Uuid>,
     #[serde(default)]
     pub trigger: TriggerFilter,
+    /// Only the attempts of this asynchronous call.
+    #[serde(default)]
+    pub request_id: Option<Uuid>,
     pub limit: u32,
     /// Stop once the listed records' [`Execution::text_bytes`] pass this (at least two are
     /// listed when there are two, so a caller can tell a page cut by size from the last page).

@@ -151,6 +151,9 @@ pub struct Function {
     pub memory_mb: u32,
     /// Invocations of this function that may run at once; more wait in a queue.
     pub concurrency: u32,
+    /// How many times a failed asynchronous call is tried again (0 to 5).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
     /// Secret: never serialized, so nothing that serializes a function can leak the values.
     #[serde(skip_serializing, default)]
     pub env: BTreeMap<String, String>,
@@ -201,6 +204,9 @@ pub struct FunctionInfo {
     pub memory_mb: u32,
     /// Invocations of this function that may run at once; more wait in a queue.
     pub concurrency: u32,
+    /// How many times a failed asynchronous call (`Prefer: respond-async`, schedules) is
+    /// tried again, with exponential backoff, before it lands in the dead letters.
+    pub max_retries: u32,
     /// Names of the function's environment variables, sorted. Their values are write-only
     /// (set with `env` on create or update) and are in no response.
     pub env_names: Vec<String>,
@@ -292,6 +298,7 @@ impl FunctionInfo {
             timeout_ms: f.timeout_ms,
             memory_mb: f.memory_mb,
             concurrency: f.concurrency,
+            max_retries: f.max_retries,
             env_names: f.env.keys().cloned().collect(),
             sample_input: f.sample_input.clone(),
             dependencies: if with_code { f.dependencies.clone() } else { None },
@@ -331,6 +338,10 @@ pub struct FunctionSpec {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<u32>,
+    /// Retries of a failed asynchronous call (default 2).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 5)]
+    pub max_retries: Option<u32>,
     /// Environment variables. Write-only: responses give their names (`env_names`), never values.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -350,6 +361,15 @@ fn default_runtime() -> Runtime {
     Runtime::Docker
 }
 
+/// Retries of a failed asynchronous call when the function does not say (as Lambda's).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// The most retries a function may ask for: an asynchronous call runs at most six times.
+pub const MAX_RETRIES: u32 = 5;
+
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+
 /// A partial update; absent fields keep their value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -366,6 +386,8 @@ pub struct FunctionPatch {
     pub memory_mb: Option<u32>,
     #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<u32>,
+    #[schema(minimum = 0, maximum = 5)]
+    pub max_retries: Option<u32>,
     /// Changes to the environment variables, as a JSON merge patch: a string sets a variable,
     /// `null` removes it, a name not given keeps its value. So a client can keep the values
     /// without knowing them (they are write-only).
@@ -404,6 +426,7 @@ impl Function {
             self.timeout_ms,
             self.memory_mb,
             self.concurrency,
+            self.max_retries,
             self.env.keys().collect::<Vec<_>>(),
             &self.sample_input,
             &self.dependencies,
@@ -467,6 +490,7 @@ impl Function {
             timeout_ms: spec.timeout_ms.unwrap_or(limits.default_timeout_ms),
             memory_mb: spec.memory_mb.unwrap_or(limits.default_memory_mb),
             concurrency: spec.concurrency.unwrap_or(limits.default_concurrency),
+            max_retries: spec.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
             env: spec.env,
             sample_input: spec.sample_input,
             dependencies: spec.dependencies.filter(|d| !d.trim().is_empty()),
@@ -503,6 +527,9 @@ impl Function {
         }
         if let Some(v) = patch.concurrency {
             self.concurrency = v;
+        }
+        if let Some(v) = patch.max_retries {
+            self.max_retries = v;
         }
         for (name, value) in patch.env.into_iter().flatten() {
             match value {

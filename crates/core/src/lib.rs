@@ -9,6 +9,8 @@ pub mod function;
 pub mod inflight;
 pub mod keys;
 pub mod metrics;
+pub mod queue;
+pub mod schedule;
 pub mod store;
 pub mod validation;
 
@@ -16,6 +18,8 @@ pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionSt
 pub use build::{Build, BuildReport, BuildStatus};
 pub use dependencies::Dependencies;
 pub use function::{function_url, BuildSummary, Function, HttpAccess, FunctionInfo, FunctionPatch, FunctionSpec, Language, NotRunnable, Runtime};
+pub use queue::{DeadLetter, Enqueued, QueueItem};
+pub use schedule::{CronSpec, Fired, Schedule};
 pub use store::{Failure, Store, StoreError};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

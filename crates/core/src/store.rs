@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::metrics::{MetricsFilter, Sample};
-use crate::{ErrorInfo, Execution, ExecutionFilter, Function};
+use crate::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Fired, Function, QueueItem, Schedule};
 
 /// A failed execution, for grouping errors.
 #[derive(Debug, Clone)]
@@ -74,6 +74,67 @@ pub trait Store: Send + Sync + 'static {
     async fn failures(&self, filter: &MetricsFilter) -> Result<Vec<Failure>, StoreError>;
     /// Deletes executions started before `before`, then the oldest beyond `keep_max`.
     async fn prune_executions(&self, before: Option<chrono::DateTime<chrono::Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError>;
+
+    /// Accepts an asynchronous call: its queue item and its first attempt's `queued` record in
+    /// one commit, unless the queue holds `max_depth` items already ([`Enqueued::Full`]).
+    async fn enqueue(&self, item: &QueueItem, queued: &Execution, max_depth: u64) -> Result<Enqueued, StoreError>;
+    /// Leases up to `limit` items due at `now` (oldest due first) that no live lease holds, to
+    /// `owner` until `lease_until`. An item whose lease expired (its worker died) is claimable.
+    async fn claim_queued(
+        &self,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>, StoreError>;
+    /// Writes a claimed item back as `item` (its next attempt, due time, last error), lease
+    /// dropped; with `queued`, that attempt's `queued` record in the same commit.
+    async fn requeue(&self, item: &QueueItem, queued: Option<&Execution>) -> Result<(), StoreError>;
+    /// Removes an item whose last attempt is recorded.
+    async fn complete_queued(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Moves an item to the dead letters (one commit).
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+    /// Drops the leases `owner` holds (every lease with `None`): at a node's start, since the
+    /// process that took them is gone.
+    async fn release_leases(&self, owner: Option<&str>) -> Result<u64, StoreError>;
+    /// Drops every lease whose owner is not in `live` (nodes that died without restarting),
+    /// so their calls run elsewhere before the leases expire.
+    async fn release_leases_except(&self, live: &[String]) -> Result<u64, StoreError>;
+    /// Items in the queue (due or waiting for their backoff, leased or not).
+    async fn queue_depth(&self) -> Result<u64, StoreError>;
+    /// Dead letters, newest first.
+    async fn list_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+    async fn count_dead_letters(&self) -> Result<u64, StoreError>;
+    async fn get_dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError>;
+    async fn delete_dead_letter(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Takes dead letter `item.id` back into the queue as `item`, with its `queued` record, in
+    /// one commit ([`Enqueued::NotFound`] when there is no such dead letter).
+    async fn retry_dead_letter(&self, item: &QueueItem, queued: &Execution, max_depth: u64) -> Result<Enqueued, StoreError>;
+
+    async fn insert_schedule(&self, s: &Schedule) -> Result<(), StoreError>;
+    /// A function's schedules (every function's with `None`), oldest first.
+    async fn list_schedules(&self, function: Option<&str>) -> Result<Vec<Schedule>, StoreError>;
+    async fn get_schedule(&self, id: Uuid) -> Result<Option<Schedule>, StoreError>;
+    /// Replaces a schedule's cron, time zone, input, enabled and next run (false: no such
+    /// schedule).
+    async fn update_schedule(&self, s: &Schedule) -> Result<bool, StoreError>;
+    async fn delete_schedule(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Removes a function's schedules (the function is being deleted).
+    async fn delete_schedules_of(&self, function: &str) -> Result<u64, StoreError>;
+    /// Enabled schedules whose next run is at or before `now`, soonest first.
+    async fn due_schedules(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<Schedule>, StoreError>;
+    /// Fires tick `tick` of schedule `id`, in one commit: advances its next run from `tick`
+    /// to `next` (only if it is still `tick`, so one caller wins) and accepts the tick's call
+    /// (`item` and its `queued` record) unless the queue holds `max_depth` calls.
+    async fn fire_schedule(
+        &self,
+        id: Uuid,
+        tick: chrono::DateTime<chrono::Utc>,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+        item: &QueueItem,
+        queued: &Execution,
+        max_depth: u64,
+    ) -> Result<Fired, StoreError>;
 
     /// Comparisons are stored as opaque JSON documents with an id, a function and a time.
     async fn insert_comparison(&self, id: Uuid, function: &str, body: &serde_json::Value) -> Result<(), StoreError>;

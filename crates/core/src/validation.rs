@@ -183,6 +183,9 @@ pub fn validate_function(f: &Function, limits: &Limits) -> Result<(), Validation
     if f.concurrency == 0 || f.concurrency > limits.max_concurrency {
         errs.push("concurrency", format!("must be between 1 and {} (got {})", limits.max_concurrency, f.concurrency));
     }
+    if f.max_retries > crate::function::MAX_RETRIES {
+        errs.push("max_retries", format!("must be between 0 and {} (got {})", crate::function::MAX_RETRIES, f.max_retries));
+    }
     if f.description.chars().count() > limits.max_description_chars {
         errs.push("description", format!("must be at most {} characters", limits.max_description_chars));
     }
@@ -230,6 +233,7 @@ mod tests {
                 timeout_ms: None,
                 memory_mb: None,
                 concurrency: None,
+                max_retries: None,
                 env: Default::default(),
                 sample_input: None,
                 dependencies: None,

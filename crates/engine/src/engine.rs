@@ -27,11 +27,19 @@ pub struct EngineConfig {
     pub builder: Option<Arc<fnbox_builder::Builder>>,
     /// How often dependency images no function uses are looked for.
     pub image_collection_every: Duration,
+    /// The asynchronous calls' workers, queue bound and retry backoff.
+    pub queue: crate::queue::QueueConfig,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { limits: Limits::default(), check_syntax: true, builder: None, image_collection_every: Duration::from_secs(60) }
+        EngineConfig {
+            limits: Limits::default(),
+            check_syntax: true,
+            builder: None,
+            image_collection_every: Duration::from_secs(60),
+            queue: crate::queue::QueueConfig::default(),
+        }
     }
 }
 
@@ -79,6 +87,8 @@ pub(crate) struct Inner {
     pub(crate) key_changes: broadcast::Sender<()>,
     /// The logs of the builds running here, by dependencies hash (read while they run).
     pub(crate) build_logs: parking_lot::Mutex<HashMap<String, fnbox_builder::BuildLog>>,
+    /// Wakes the queue's dispatcher when a call is accepted here.
+    pub(crate) queue_wake: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -107,6 +117,7 @@ impl Engine {
                 cluster: std::sync::OnceLock::new(),
                 key_changes: broadcast::channel(16).0,
                 build_logs: parking_lot::Mutex::new(HashMap::new()),
+                queue_wake: tokio::sync::Notify::new(),
             }),
         };
         engine.resume_builds();
@@ -253,6 +264,10 @@ impl Engine {
             return Err(EngineError::FunctionNotFound(name.to_owned()));
         }
         self.inner.functions.write().remove(name);
+        // Its schedules go with it (a tick that finds the function gone also removes its own).
+        if let Err(e) = self.inner.store.delete_schedules_of(name).await {
+            tracing::warn!(function = %name, error = %e, "cannot remove the deleted function's schedules");
+        }
         self.announce_function(&f);
         // Calls still waiting for a sandbox of it answer "not found"; none is started for it.
         self.inner.pools.retire(f.id, u32::MAX);
@@ -320,16 +335,27 @@ impl Engine {
 
     /// Runs `f` (which need not be in the function list: a comparison's copy) on its own task.
     pub(crate) async fn invoke_as(&self, f: Arc<Function>, event: Box<RawValue>, trigger: Trigger) -> Result<Execution, EngineError> {
+        self.invoke_attempt(f, event, trigger, Attempt::fresh()).await
+    }
+
+    /// Runs `f` on its own task as the given attempt (its record's id, number and call).
+    pub(crate) async fn invoke_attempt(
+        &self,
+        f: Arc<Function>,
+        event: Box<RawValue>,
+        trigger: Trigger,
+        attempt: Attempt,
+    ) -> Result<Execution, EngineError> {
         let this = self.clone();
-        tokio::spawn(async move { this.run(f, event, trigger).await })
+        tokio::spawn(async move { this.run(f, event, trigger, attempt).await })
             .await
             .map_err(|e| EngineError::Unavailable(format!("invocation task failed: {e}")))?
     }
 
-    async fn run(&self, f: Arc<Function>, event: Box<RawValue>, trigger: Trigger) -> Result<Execution, EngineError> {
+    async fn run(&self, f: Arc<Function>, event: Box<RawValue>, trigger: Trigger, attempt: Attempt) -> Result<Execution, EngineError> {
         let t0 = Instant::now();
         let started_at = Utc::now();
-        let id = Uuid::now_v7();
+        let id = attempt.id;
         let limits = &self.inner.config.limits;
         // A call that waited while its function was replaced runs the new version; one whose
         // function was deleted meanwhile is "not found". Each retry means another write
@@ -369,6 +395,8 @@ impl Engine {
             cold_start: false,
             trigger,
             node: self.node_id().map(str::to_owned),
+            attempt: attempt.number,
+            request_id: attempt.request_id,
         };
         let mut lease = match acquired {
             Ok(lease) => lease,
@@ -527,6 +555,21 @@ impl Engine {
         if self.inner.executions.receiver_count() > 0 {
             let _ = self.inner.executions.send(e);
         }
+    }
+}
+
+/// Who an execution record is: its id, which attempt of its call, and the call (asynchronous
+/// calls only). A synchronous call is attempt 1 of no call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    pub(crate) id: Uuid,
+    pub(crate) number: u32,
+    pub(crate) request_id: Option<Uuid>,
+}
+
+impl Attempt {
+    pub(crate) fn fresh() -> Attempt {
+        Attempt { id: Uuid::now_v7(), number: 1, request_id: None }
     }
 }
 

@@ -22,6 +22,15 @@ pub enum EngineError {
     /// The function is at its concurrency limit and its queue is full.
     #[error("too many invocations of `{0}` are queued; retry later")]
     QueueFull(String),
+    /// The queue of asynchronous calls holds its limit.
+    #[error("the queue of asynchronous calls is full ({0} calls waiting); retry later")]
+    AsyncQueueFull(u64),
+    /// No such schedule.
+    #[error("schedule `{0}` not found")]
+    ScheduleNotFound(String),
+    /// No such dead letter.
+    #[error("dead letter `{0}` not found")]
+    DeadLetterNotFound(String),
     /// No sandbox can be started right now (daemon down, runtime missing).
     #[error("{0}")]
     Unavailable(String),

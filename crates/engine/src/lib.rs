@@ -6,6 +6,8 @@ mod cluster;
 mod engine;
 mod error;
 mod insights;
+mod queue;
+mod schedule;
 pub mod templates;
 
 pub use engine::{Engine, EngineConfig};
@@ -13,4 +15,6 @@ pub use error::EngineError;
 pub use fnbox_builder::{Builder, BuilderConfig};
 pub use fnbox_cluster::LIVE_WINDOW;
 pub use insights::{Comparison, ComparisonSide, ErrorGroup};
+pub use queue::{Accepted, QueueConfig, QueueStats};
+pub use schedule::{ScheduleChange, MAX_SCHEDULES_PER_FUNCTION};
 pub use fnbox_sandbox::{PoolStats, RuntimeHealth};

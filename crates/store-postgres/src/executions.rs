@@ -53,7 +53,7 @@ pub(crate) async fn recover_interrupted(store: &PostgresStore, error: ErrorInfo)
         0
     } else {
         // A final record may have been committed just before the crash: keep it.
-        insert_executions(&*tx, &interrupted.iter().collect::<Vec<_>>(), true).await?
+        insert_executions(&*tx, &interrupted.iter().collect::<Vec<_>>()).await?
     };
     tx.execute("DELETE FROM inflight_executions WHERE node = $1", &[&&*store.node]).await.map_err(db)?;
     tx.commit().await.map_err(db)?;
@@ -83,6 +83,9 @@ pub(crate) async fn list(store: &PostgresStore, filter: &ExecutionFilter) -> Res
     }
     if let Some(before) = filter.before {
         push_eq(&mut sql, &mut args, "id <", before);
+    }
+    if let Some(r) = filter.request_id {
+        push_eq(&mut sql, &mut args, "request_id =", r);
     }
     sql.push_str(&trigger_condition(filter.trigger));
     args.push(Box::new(i64::from(filter.limit.max(1))));

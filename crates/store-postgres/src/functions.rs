@@ -10,7 +10,7 @@ use crate::store::PostgresStore;
 pub(crate) async fn insert(store: &PostgresStore, f: &Function) -> Result<(), StoreError> {
     let row = FunctionRow::new(f)?;
     let client = store.client().await?;
-    let sql = format!("INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)");
+    let sql = format!("INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)");
     match client.execute(&sql, &row.params()).await {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(f.name.clone())),
@@ -28,7 +28,7 @@ pub(crate) async fn update(store: &PostgresStore, f: &Function, expected_updated
         .execute(
             "UPDATE functions SET id=$1, description=$3, language=$4, runtime=$5, code=$6, timeout_ms=$7,
                 memory_mb=$8, concurrency=$9, env=$10, sample_input=$11, version=$12, created_ns=$13,
-                updated_ns=$14, dependencies=$15, build=$16, serving=$17, http=$18 WHERE name=$2 AND updated_ns=$19",
+                updated_ns=$14, dependencies=$15, build=$16, serving=$17, http=$18, max_retries=$19 WHERE name=$2 AND updated_ns=$20",
             &params,
         )
         .await

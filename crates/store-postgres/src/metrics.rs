@@ -11,7 +11,8 @@ use crate::store::PostgresStore;
 
 /// WHERE clause and arguments for a metrics filter.
 fn metrics_where(f: &MetricsFilter) -> (String, Args) {
-    let mut sql = String::from(" WHERE 1=1");
+    // A queued call has not run yet: it has no figures and is no failure.
+    let mut sql = String::from(" WHERE status != 'queued'");
     let mut args: Args = Vec::new();
     if let Some(v) = &f.function {
         push_eq(&mut sql, &mut args, "function_name =", v.clone());

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "dependencies", include_str!("../migrations/0002_dependencies.sql")),
     (3, "http", include_str!("../migrations/0003_http.sql")),
+    (4, "queue", include_str!("../migrations/0004_queue.sql")),
 ];
 
 /// The advisory lock key of fnbox's migrations (any constant other tools are unlikely to use).

@@ -37,7 +37,7 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 pub(crate) const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
-     concurrency, env, sample_input, version, created_ns, updated_ns, dependencies, build, serving, http";
+     concurrency, env, sample_input, version, created_ns, updated_ns, dependencies, build, serving, http, max_retries";
 
 /// A function's columns, in [`FUNCTION_COLUMNS`] order.
 pub(crate) struct FunctionRow {
@@ -59,6 +59,7 @@ pub(crate) struct FunctionRow {
     build: Option<String>,
     serving: Option<String>,
     http: &'static str,
+    max_retries: i64,
 }
 
 impl FunctionRow {
@@ -82,10 +83,11 @@ impl FunctionRow {
             build: f.build.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Backend(e.to_string()))?,
             serving: f.serving.as_ref().map(|s| s.to_stored_json()),
             http: f.http.as_str(),
+            max_retries: i64::from(f.max_retries),
         })
     }
 
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 18] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
         [
             &self.id,
             &self.name,
@@ -105,6 +107,7 @@ impl FunctionRow {
             &self.build,
             &self.serving,
             &self.http,
+            &self.max_retries,
         ]
     }
 }
@@ -139,11 +142,12 @@ pub(crate) fn row_to_function(r: &Row) -> Result<Function, StoreError> {
             .transpose()
             .map_err(|e| corrupt("serving version", e))?,
         http: parsed(r, 17, "http")?,
+        max_retries: u32_col(r, 18, "max_retries")?,
     })
 }
 
 pub(crate) const EXECUTION_COLUMNS: &str = "id, function_name, version, runtime, language, input, output, output_truncated, \
-     status, error, logs, started_us, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\", node";
+     status, error, logs, started_us, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\", node, attempt, request_id";
 
 pub(crate) fn row_to_execution(r: &Row) -> Result<Execution, StoreError> {
     let output: Option<String> = get(r, 6)?;
@@ -167,17 +171,16 @@ pub(crate) fn row_to_execution(r: &Row) -> Result<Execution, StoreError> {
         cold_start: get(r, 15)?,
         trigger: parsed(r, 16, "trigger")?,
         node: get(r, 17)?,
+        attempt: u32_col(r, 18, "attempt")?,
+        request_id: get(r, 19)?,
     })
 }
 
-/// Inserts executions in one statement (one array per column, unnested into rows). With
-/// `skip_existing`, an id already recorded is left as it is (recovery never overwrites a
-/// final record); without, it fails the statement. Returns how many rows went in.
-pub(crate) async fn insert_executions(
-    c: &impl GenericClient,
-    es: &[&Execution],
-    skip_existing: bool,
-) -> Result<u64, StoreError> {
+/// Inserts executions in one statement (one array per column, unnested into rows). An id
+/// already recorded is replaced only while it is a `queued` placeholder (an asynchronous
+/// attempt not run yet); a final record is never overwritten (recovery relies on it). Returns
+/// how many rows went in or were replaced.
+pub(crate) async fn insert_executions(c: &impl GenericClient, es: &[&Execution]) -> Result<u64, StoreError> {
     let mut cols = ExecutionColumns::default();
     for e in es {
         cols.push(e)?;
@@ -185,11 +188,20 @@ pub(crate) async fn insert_executions(
     let sql = format!(
         "INSERT INTO executions (id, function_name, version, runtime, language, input, output, output_truncated,
             status, error_type, error, error_head, logs, started_us, started_ms, duration_ms, exec_ms, memory_bytes,
-            cold_start, \"trigger\", node)
+            cold_start, \"trigger\", node, attempt, request_id)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::boolean[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
-            $16::float8[], $17::float8[], $18::bigint[], $19::boolean[], $20::text[], $21::text[]){}",
-        if skip_existing { " ON CONFLICT (id) DO NOTHING" } else { "" }
+            $16::float8[], $17::float8[], $18::bigint[], $19::boolean[], $20::text[], $21::text[], $22::bigint[],
+            $23::uuid[])
+         ON CONFLICT (id) DO UPDATE SET function_name = EXCLUDED.function_name, version = EXCLUDED.version,
+            runtime = EXCLUDED.runtime, language = EXCLUDED.language, input = EXCLUDED.input,
+            output = EXCLUDED.output, output_truncated = EXCLUDED.output_truncated, status = EXCLUDED.status,
+            error_type = EXCLUDED.error_type, error = EXCLUDED.error, error_head = EXCLUDED.error_head,
+            logs = EXCLUDED.logs, started_us = EXCLUDED.started_us, started_ms = EXCLUDED.started_ms,
+            duration_ms = EXCLUDED.duration_ms, exec_ms = EXCLUDED.exec_ms, memory_bytes = EXCLUDED.memory_bytes,
+            cold_start = EXCLUDED.cold_start, \"trigger\" = EXCLUDED.\"trigger\", node = EXCLUDED.node,
+            attempt = EXCLUDED.attempt, request_id = EXCLUDED.request_id
+          WHERE executions.status = 'queued'"
     );
     let stmt = c.prepare(&sql).await.map_err(db)?;
     c.execute(&stmt, &cols.params()).await.map_err(db)
@@ -218,6 +230,8 @@ struct ExecutionColumns {
     cold_start: Vec<bool>,
     trigger: Vec<&'static str>,
     node: Vec<Option<String>>,
+    attempt: Vec<i64>,
+    request_id: Vec<Option<Uuid>>,
 }
 
 impl ExecutionColumns {
@@ -244,10 +258,12 @@ impl ExecutionColumns {
         self.cold_start.push(e.cold_start);
         self.trigger.push(e.trigger.as_str());
         self.node.push(e.node.clone());
+        self.attempt.push(i64::from(e.attempt));
+        self.request_id.push(e.request_id);
         Ok(())
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 21] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
         [
             &self.id,
             &self.function,
@@ -270,6 +286,8 @@ impl ExecutionColumns {
             &self.cold_start,
             &self.trigger,
             &self.node,
+            &self.attempt,
+            &self.request_id,
         ]
     }
 }

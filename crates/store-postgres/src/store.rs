@@ -10,14 +10,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use fnbox_core::metrics::{MetricsFilter, Sample};
-use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Failure, Function, Store, StoreError};
+use fnbox_core::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Failure, Fired, Function, QueueItem, Schedule, Store, StoreError};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::writer::{self, WriteCmd};
-use crate::{comparisons, error, executions, functions, metrics, migrate};
+use crate::{comparisons, error, executions, functions, metrics, migrate, queue, schedules};
 
 /// How long a call waits for a connection (or for one to be opened) before answering
 /// `Unavailable`: short, so a PostgreSQL that is down makes a 503 at once rather than a hang.
@@ -114,7 +114,7 @@ impl PostgresStore {
     }
 
     /// The execution as this node records it: with its node's name unless it names one.
-    fn on_this_node(&self, e: &Execution) -> Execution {
+    pub(crate) fn on_this_node(&self, e: &Execution) -> Execution {
         let mut e = e.clone();
         if e.node.is_none() {
             e.node = Some(self.node.to_string());
@@ -205,6 +205,104 @@ impl Store for PostgresStore {
 
     async fn prune_executions(&self, before: Option<DateTime<Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError> {
         self.track(executions::prune(self, before, keep_max)).await
+    }
+
+    async fn enqueue(&self, item: &QueueItem, queued: &Execution, max_depth: u64) -> Result<Enqueued, StoreError> {
+        self.track(queue::enqueue(self, item, queued, max_depth)).await
+    }
+
+    async fn claim_queued(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        self.track(queue::claim(self, owner, now, lease_until, limit)).await
+    }
+
+    async fn requeue(&self, item: &QueueItem, queued: Option<&Execution>) -> Result<(), StoreError> {
+        self.track(queue::requeue(self, item, queued)).await
+    }
+
+    async fn complete_queued(&self, id: Uuid) -> Result<(), StoreError> {
+        self.track(queue::complete(self, id)).await
+    }
+
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.track(queue::dead_letter(self, letter)).await
+    }
+
+    async fn release_leases(&self, owner: Option<&str>) -> Result<u64, StoreError> {
+        self.track(queue::release_leases(self, owner)).await
+    }
+
+    async fn release_leases_except(&self, live: &[String]) -> Result<u64, StoreError> {
+        self.track(queue::release_leases_except(self, live)).await
+    }
+
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.track(queue::queue_depth(self)).await
+    }
+
+    async fn list_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        self.track(queue::list_letters(self, limit)).await
+    }
+
+    async fn count_dead_letters(&self) -> Result<u64, StoreError> {
+        self.track(queue::count_letters(self)).await
+    }
+
+    async fn get_dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError> {
+        self.track(queue::get_letter(self, id)).await
+    }
+
+    async fn delete_dead_letter(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.track(queue::delete_letter(self, id)).await
+    }
+
+    async fn retry_dead_letter(&self, item: &QueueItem, queued: &Execution, max_depth: u64) -> Result<Enqueued, StoreError> {
+        self.track(queue::retry_letter(self, item, queued, max_depth)).await
+    }
+
+    async fn insert_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+        self.track(schedules::insert(self, s)).await
+    }
+
+    async fn list_schedules(&self, function: Option<&str>) -> Result<Vec<Schedule>, StoreError> {
+        self.track(schedules::list(self, function)).await
+    }
+
+    async fn get_schedule(&self, id: Uuid) -> Result<Option<Schedule>, StoreError> {
+        self.track(schedules::find(self, id)).await
+    }
+
+    async fn update_schedule(&self, s: &Schedule) -> Result<bool, StoreError> {
+        self.track(schedules::update(self, s)).await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.track(schedules::delete(self, id)).await
+    }
+
+    async fn delete_schedules_of(&self, function: &str) -> Result<u64, StoreError> {
+        self.track(schedules::delete_of(self, function)).await
+    }
+
+    async fn due_schedules(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<Schedule>, StoreError> {
+        self.track(schedules::due(self, now, limit)).await
+    }
+
+    async fn fire_schedule(
+        &self,
+        id: Uuid,
+        tick: chrono::DateTime<chrono::Utc>,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+        item: &QueueItem,
+        queued: &Execution,
+        max_depth: u64,
+    ) -> Result<Fired, StoreError> {
+        self.track(schedules::fire(self, id, tick, next, item, queued, max_depth)).await
     }
 
     async fn insert_comparison(&self, id: Uuid, function: &str, body: &serde_json::Value) -> Result<(), StoreError> {

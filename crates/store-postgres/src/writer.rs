@@ -137,7 +137,7 @@ async fn commit(
         tx.execute("DELETE FROM inflight_executions WHERE id = ANY($1)", &[&finished]).await.map_err(db)?;
     }
     if !records.is_empty() {
-        insert_executions(&*tx, records, false).await?;
+        insert_executions(&*tx, records).await?;
     }
     tx.commit().await.map_err(db)
 }

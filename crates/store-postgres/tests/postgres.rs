@@ -31,6 +31,8 @@ fn execution() -> Execution {
         cold_start: false,
         trigger: Trigger::Api,
         node: None,
+        attempt: 1,
+        request_id: None,
     }
 }
 

@@ -32,14 +32,9 @@ pub(crate) async fn recover_interrupted(store: &SqliteStore, error: ErrorInfo) -
             let Ok(mut e) = serde_json::from_str::<Execution>(&body) else { continue };
             e.status = fnbox_core::ExecutionStatus::Error;
             e.error = Some(error.clone());
-            // A final record may have been committed just before the crash: keep it.
-            let exists: bool = tx
-                .query_row("SELECT EXISTS(SELECT 1 FROM executions WHERE id = ?1)", [e.id.to_string()], |r| r.get(0))
-                .map_err(backend)?;
-            if !exists {
-                insert_execution(&tx, &e).map_err(backend)?;
-                n += 1;
-            }
+            // A final record may have been committed just before the crash: keep it (a
+            // `queued` placeholder of an asynchronous attempt is replaced).
+            n += insert_execution(&tx, &e).map_err(backend)? as u64;
         }
         tx.execute("DELETE FROM inflight_executions", []).map_err(backend)?;
         tx.commit().map_err(backend)?;
@@ -86,6 +81,10 @@ pub(crate) async fn list(store: &SqliteStore, filter: &ExecutionFilter) -> Resul
         if let Some(before) = filter.before {
             args.push(Box::new(before.to_string()));
             sql.push_str(&format!(" AND id < ?{}", args.len()));
+        }
+        if let Some(r) = filter.request_id {
+            args.push(Box::new(r.to_string()));
+            sql.push_str(&format!(" AND request_id = ?{}", args.len()));
         }
         sql.push_str(&trigger_condition(filter.trigger));
         args.push(Box::new(i64::from(filter.limit.max(1))));

@@ -11,7 +11,7 @@ pub(crate) async fn insert(store: &SqliteStore, f: &Function) -> Result<(), Stor
     let p = function_params(f)?;
     let name = f.name.clone();
     store.write(move |conn| {
-        let sql = format!("INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
+        let sql = format!("INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)");
         let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
         match conn.execute(&sql, refs.as_slice()) {
             Ok(_) => Ok(()),
@@ -35,7 +35,7 @@ pub(crate) async fn update(store: &SqliteStore, f: &Function, expected_updated_a
             .execute(
                 "UPDATE functions SET id=?1, description=?3, language=?4, runtime=?5, code=?6, timeout_ms=?7,
                     memory_mb=?8, concurrency=?9, env=?10, sample_input=?11, version=?12, created_at=?13,
-                    updated_at=?14, dependencies=?15, build=?16, serving=?17, http=?18 WHERE name=?2 AND updated_at=?19",
+                    updated_at=?14, dependencies=?15, build=?16, serving=?17, http=?18, max_retries=?19 WHERE name=?2 AND updated_at=?20",
                 refs.as_slice(),
             )
             .map_err(backend)?;

@@ -10,7 +10,9 @@ mod functions;
 mod keys;
 mod metrics;
 mod migrate;
+mod queue;
 mod rows;
+mod schedules;
 mod store;
 mod writer;
 

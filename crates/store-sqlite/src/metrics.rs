@@ -11,7 +11,8 @@ use crate::store::SqliteStore;
 
 /// WHERE clause and arguments for a metrics filter.
 fn metrics_where(f: &MetricsFilter) -> (String, Vec<Box<dyn rusqlite::ToSql + Send>>) {
-    let mut sql = String::from(" WHERE 1=1");
+    // A queued call has not run yet: it has no figures and is no failure.
+    let mut sql = String::from(" WHERE status != 'queued'");
     let mut args: Vec<Box<dyn rusqlite::ToSql + Send>> = Vec::new();
     if let Some(v) = &f.function {
         args.push(Box::new(v.clone()));

@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (6, "nodes", include_str!("../migrations/sqlite/0006_nodes.sql")),
     (7, "dependencies", include_str!("../migrations/sqlite/0007_dependencies.sql")),
     (8, "http", include_str!("../migrations/sqlite/0008_http.sql")),
+    (9, "queue", include_str!("../migrations/sqlite/0009_queue.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
@@ -75,7 +76,7 @@ mod tests {
             execution("e2", "fib"),
         ]
         .concat())?;
-        assert_eq!(run(&mut conn)?, vec![5, 6, 7]);
+        assert_eq!(run(&mut conn)?, vec![5, 6, 7, 9]);
         let names: Vec<String> =
             conn.prepare("SELECT name FROM functions ORDER BY name")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         assert_eq!(names, ["cmp-mine-docker", "fib"]);

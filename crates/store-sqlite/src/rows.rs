@@ -6,7 +6,7 @@ use rusqlite::Row;
 use uuid::Uuid;
 
 pub(crate) const FUNCTION_COLUMNS: &str = "id, name, description, language, runtime, code, timeout_ms, memory_mb, \
-     concurrency, env, sample_input, version, created_at, updated_at, dependencies, build, serving, http";
+     concurrency, env, sample_input, version, created_at, updated_at, dependencies, build, serving, http, max_retries";
 
 pub(crate) fn parse_err(col: usize, msg: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into().into())
@@ -47,11 +47,12 @@ pub(crate) fn row_to_function(r: &Row<'_>) -> rusqlite::Result<Function> {
             .transpose()
             .map_err(|e| parse_err(16, e.to_string()))?,
         http: r.get::<_, String>(17)?.parse().map_err(|e: String| parse_err(17, e))?,
+        max_retries: r.get(18)?,
     })
 }
 
 pub(crate) const EXECUTION_COLUMNS: &str = "id, function_name, version, runtime, language, input, output, output_truncated, \
-     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\", node";
+     status, error, logs, started_at, duration_ms, exec_ms, memory_bytes, cold_start, \"trigger\", node, attempt, request_id";
 
 pub(crate) fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
     let id: String = r.get(0)?;
@@ -79,6 +80,12 @@ pub(crate) fn row_to_execution(r: &Row<'_>) -> rusqlite::Result<Execution> {
         cold_start: r.get(15)?,
         trigger: r.get::<_, String>(16)?.parse().map_err(|e: String| parse_err(16, e))?,
         node: r.get(17)?,
+        attempt: r.get(18)?,
+        request_id: r
+            .get::<_, Option<String>>(19)?
+            .map(|s| Uuid::parse_str(&s))
+            .transpose()
+            .map_err(|e| parse_err(19, e.to_string()))?,
     })
 }
 
@@ -110,6 +117,7 @@ pub(crate) fn function_params(f: &Function) -> Result<Vec<Box<dyn rusqlite::ToSq
         Box::new(build),
         Box::new(f.serving.as_ref().map(|s| s.to_stored_json())),
         Box::new(f.http.as_str()),
+        Box::new(f.max_retries),
     ])
 }
 

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fnbox_core::metrics::{MetricsFilter, Sample};
-use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, Failure, Function, Store, StoreError};
+use fnbox_core::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Failure, Fired, Function, QueueItem, Schedule, Store, StoreError};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::writer::{writer_loop, Job, WriteCmd};
-use crate::{comparisons, executions, functions, metrics};
+use crate::{comparisons, executions, functions, metrics, queue, schedules};
 
 /// How hard SQLite pushes a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,6 +175,104 @@ impl Store for SqliteStore {
 
     async fn prune_executions(&self, before: Option<DateTime<Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError> {
         executions::prune(self, before, keep_max).await
+    }
+
+    async fn enqueue(&self, item: &QueueItem, queued: &Execution, max_depth: u64) -> Result<Enqueued, StoreError> {
+        queue::enqueue(self, item, queued, max_depth).await
+    }
+
+    async fn claim_queued(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        queue::claim(self, owner, now, lease_until, limit).await
+    }
+
+    async fn requeue(&self, item: &QueueItem, queued: Option<&Execution>) -> Result<(), StoreError> {
+        queue::requeue(self, item, queued).await
+    }
+
+    async fn complete_queued(&self, id: Uuid) -> Result<(), StoreError> {
+        queue::complete(self, id).await
+    }
+
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        queue::dead_letter(self, letter).await
+    }
+
+    async fn release_leases(&self, owner: Option<&str>) -> Result<u64, StoreError> {
+        queue::release_leases(self, owner).await
+    }
+
+    async fn release_leases_except(&self, live: &[String]) -> Result<u64, StoreError> {
+        queue::release_leases_except(self, live).await
+    }
+
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        queue::queue_depth(self).await
+    }
+
+    async fn list_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        queue::list_letters(self, limit).await
+    }
+
+    async fn count_dead_letters(&self) -> Result<u64, StoreError> {
+        queue::count_letters(self).await
+    }
+
+    async fn get_dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError> {
+        queue::get_letter(self, id).await
+    }
+
+    async fn delete_dead_letter(&self, id: Uuid) -> Result<bool, StoreError> {
+        queue::delete_letter(self, id).await
+    }
+
+    async fn retry_dead_letter(&self, item: &QueueItem, queued: &Execution, max_depth: u64) -> Result<Enqueued, StoreError> {
+        queue::retry_letter(self, item, queued, max_depth).await
+    }
+
+    async fn insert_schedule(&self, s: &Schedule) -> Result<(), StoreError> {
+        schedules::insert(self, s).await
+    }
+
+    async fn list_schedules(&self, function: Option<&str>) -> Result<Vec<Schedule>, StoreError> {
+        schedules::list(self, function).await
+    }
+
+    async fn get_schedule(&self, id: Uuid) -> Result<Option<Schedule>, StoreError> {
+        schedules::get(self, id).await
+    }
+
+    async fn update_schedule(&self, s: &Schedule) -> Result<bool, StoreError> {
+        schedules::update(self, s).await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> Result<bool, StoreError> {
+        schedules::delete(self, id).await
+    }
+
+    async fn delete_schedules_of(&self, function: &str) -> Result<u64, StoreError> {
+        schedules::delete_of(self, function).await
+    }
+
+    async fn due_schedules(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<Schedule>, StoreError> {
+        schedules::due(self, now, limit).await
+    }
+
+    async fn fire_schedule(
+        &self,
+        id: Uuid,
+        tick: chrono::DateTime<chrono::Utc>,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+        item: &QueueItem,
+        queued: &Execution,
+        max_depth: u64,
+    ) -> Result<Fired, StoreError> {
+        schedules::fire(self, id, tick, next, item, queued, max_depth).await
     }
 
     async fn insert_comparison(&self, id: Uuid, function: &str, body: &serde_json::Value) -> Result<(), StoreError> {

@@ -30,6 +30,8 @@ mod writer {
             cold_start: true,
             trigger: fnbox_core::Trigger::Api,
             node: None,
+            attempt: 1,
+            request_id: None,
         }
     }
 
@@ -102,6 +104,8 @@ mod scale {
                         cold_start: n % 100 == 0,
                         trigger: fnbox_core::Trigger::Api,
                         node: None,
+                        attempt: 1,
+                        request_id: None,
                     };
                     store.record_execution(e).await.expect("record");
                 }

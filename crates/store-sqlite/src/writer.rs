@@ -125,12 +125,23 @@ fn flush(conn: &mut Connection, batch: &mut Batch, inflight: &mut Inflight) {
     }
 }
 
+/// Inserts a record; one with the same id replaces only a `queued` record (an asynchronous
+/// attempt's placeholder), never a final one (returns 0 then).
 pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Result<usize> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO executions (id, function_name, version, runtime, language, input, output,
             output_truncated, status, error_type, error, logs, started_at, started_ms, duration_ms,
-            exec_ms, memory_bytes, cold_start, \"trigger\", node)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            exec_ms, memory_bytes, cold_start, \"trigger\", node, attempt, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+         ON CONFLICT (id) DO UPDATE SET function_name = excluded.function_name, version = excluded.version,
+            runtime = excluded.runtime, language = excluded.language, input = excluded.input,
+            output = excluded.output, output_truncated = excluded.output_truncated, status = excluded.status,
+            error_type = excluded.error_type, error = excluded.error, logs = excluded.logs,
+            started_at = excluded.started_at, started_ms = excluded.started_ms, duration_ms = excluded.duration_ms,
+            exec_ms = excluded.exec_ms, memory_bytes = excluded.memory_bytes, cold_start = excluded.cold_start,
+            \"trigger\" = excluded.\"trigger\", node = excluded.node, attempt = excluded.attempt,
+            request_id = excluded.request_id
+          WHERE executions.status = 'queued'",
     )?;
     stmt.execute(params![
         e.id.to_string(),
@@ -153,5 +164,7 @@ pub(crate) fn insert_execution(conn: &Connection, e: &Execution) -> rusqlite::Re
         e.cold_start,
         e.trigger.as_str(),
         e.node,
+        e.attempt,
+        e.request_id.map(|r| r.to_string()),
     ])
 }

@@ -19,6 +19,11 @@ use fnbox_core::{
 };
 use uuid::Uuid;
 
+mod queue;
+mod schedules;
+pub use queue::*;
+pub use schedules::*;
+
 /// A store with everything a backend implements.
 pub trait StoreUnderTest: Store + KeyStore {}
 impl<T: Store + KeyStore> StoreUnderTest for T {}
@@ -52,6 +57,12 @@ pub const ALL: &[&str] = &[
     "prune_by_age_and_count",
     "comparisons_round_trip",
     "keys_insert_list_revoke_touch_and_version",
+    "async_calls_are_accepted_claimed_once_retried_and_completed",
+    "a_final_record_replaces_a_queued_one_never_the_reverse",
+    "expired_and_released_leases_make_items_claimable_again",
+    "dead_letters_are_kept_retried_and_discarded",
+    "schedules_round_trip_and_come_due",
+    "a_tick_fires_once_whoever_tries",
 ];
 
 /// How long a test waits for a started execution to be journalled as in flight (both
@@ -93,6 +104,8 @@ pub fn execution(function: &str, status: ExecutionStatus) -> Execution {
         cold_start: true,
         trigger: Trigger::Api,
         node: Some("n1".into()),
+        attempt: 1,
+        request_id: None,
     }
 }
 

@@ -80,6 +80,12 @@ suite!(
     prune_by_age_and_count,
     comparisons_round_trip,
     keys_insert_list_revoke_touch_and_version,
+    async_calls_are_accepted_claimed_once_retried_and_completed,
+    a_final_record_replaces_a_queued_one_never_the_reverse,
+    expired_and_released_leases_make_items_claimable_again,
+    dead_letters_are_kept_retried_and_discarded,
+    schedules_round_trip_and_come_due,
+    a_tick_fires_once_whoever_tries,
 );
 
 /// A test added to the suite but not to the list above would silently run nowhere.

@@ -21,8 +21,8 @@ use crate::{page, ApiError, AppState, ErrorBody};
 pub struct ListQuery {
     /// Only this function's executions (empty: all).
     function: Option<String>,
-    /// success, error, timeout or oom (empty: all).
-    #[param(pattern = "^(success|error|timeout|oom)?$")]
+    /// success, error, timeout, oom or queued (an asynchronous attempt not run yet; empty: all).
+    #[param(pattern = "^(success|error|timeout|oom|queued)?$")]
     status: Option<String>,
     /// docker or gvisor (also runc, runsc; empty: all).
     #[param(pattern = "^(docker|gvisor|runc|runsc)?$")]
@@ -32,10 +32,13 @@ pub struct ListQuery {
     /// Page: executions older than this execution id (UUID); the `X-Next-Before` header of a
     /// page gives the value for the next one.
     before: Option<String>,
-    /// What started them: `api`, `compare` (the runs of a runtime comparison) or `all`
-    /// (empty: every trigger but `compare`).
-    #[param(pattern = "^(api|compare|all)?$")]
+    /// What started them: `api`, `http` (a function URL), `async` (`Prefer: respond-async`),
+    /// `schedule`, `compare` (the runs of a runtime comparison) or `all` (empty: every trigger
+    /// but `compare`).
+    #[param(pattern = "^(api|http|async|schedule|compare|all)?$")]
     trigger: Option<String>,
+    /// Only the attempts of this asynchronous call (its `request_id`, a UUID).
+    request_id: Option<String>,
     /// At most this many (default 50); a page also stops before its JSON passes 4 MiB.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -57,8 +60,9 @@ pub struct StreamQuery {
     /// The API key, for clients that cannot set `Authorization` (EventSource).
     #[allow(dead_code)]
     access_token: Option<String>,
-    /// As for the list: `api`, `compare` or `all` (empty: every trigger but `compare`).
-    #[param(pattern = "^(api|compare|all)?$")]
+    /// As for the list: `api`, `http`, `async`, `schedule`, `compare` or `all` (empty: every
+    /// trigger but `compare`).
+    #[param(pattern = "^(api|http|async|schedule|compare|all)?$")]
     trigger: Option<String>,
 }
 
@@ -77,6 +81,7 @@ impl ListQuery {
                 .map_err(|e| bad("since", format!("expected an RFC 3339 time ({e})")))?,
             before: self.before.filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(&s)).transpose().map_err(|e| bad("before", e.to_string()))?,
             trigger: parse_trigger(self.trigger.as_deref())?,
+            request_id: self.request_id.filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(&s)).transpose().map_err(|e| bad("request_id", e.to_string()))?,
             limit: match self.limit {
                 None => 50,
                 Some(n) if (1..=MAX_LIMIT).contains(&n) => n,

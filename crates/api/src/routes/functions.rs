@@ -231,31 +231,95 @@ impl<'a> From<&'a Execution> for InvokeResponse<'a> {
     }
 }
 
+/// The answer to an asynchronous invocation: the call is committed to the durable queue and
+/// will run (retried on failure up to the function's `max_retries`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AcceptedResponse {
+    /// The first attempt's execution record: `queued` now, final once it ran.
+    pub execution_id: uuid::Uuid,
+    /// The call, shared by the records of all its attempts (`request_id` on each).
+    pub request_id: uuid::Uuid,
+    /// Always `queued`.
+    pub status: &'static str,
+}
+
+/// Whether a `Prefer` header (RFC 7240) asks for `respond-async`.
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|p| {
+        p.split(';').next().is_some_and(|token| token.trim().eq_ignore_ascii_case("respond-async"))
+    })
+}
+
 /// The request body is the event, any JSON value; an empty body is `{}`. The call answers
 /// 200 whenever the function ran (its own failure is in `status`), with `X-Fnbox-Status`.
 /// Any content type is accepted (`curl -d` sends form-urlencoded); the body must be JSON.
-#[utoipa::path(post, operation_id = "invokeFunction", path = "/api/v1/functions/{name}/invoke", tag = "functions", params(("name" = String, Path)),
+///
+/// With `Prefer: respond-async` the call is only accepted: 202 as soon as it is committed to
+/// the durable queue, with `Location` naming its first attempt's execution (`queued` until it
+/// ran). A failed attempt (error, timeout, oom) is retried with exponential backoff up to the
+/// function's `max_retries`; after the last the call lands in `GET /api/v1/dead-letters`.
+#[utoipa::path(post, operation_id = "invokeFunction", path = "/api/v1/functions/{name}/invoke", tag = "functions",
+    params(("name" = String, Path), ("Prefer" = Option<String>, Header, description = "`respond-async`: accept the call into the durable queue and answer 202 at once")),
     request_body(content = serde_json::Value, description = "The event: any JSON value (empty body = {})"),
     responses((status = 200, description = "The function ran; its own outcome is in `status`", body = InvokeResponse),
+        (status = 202, description = "Accepted (`Prefer: respond-async`): it will run; `Location` is its first attempt's record", body = AcceptedResponse,
+            headers(("Location" = String, description = "The first attempt's execution record"),
+                ("Preference-Applied" = String, description = "`respond-async`"))),
         (status = 400, description = "Malformed JSON input, or nested too deep (`json_too_deep`)", body = ErrorBody),
         (status = 404, description = "No such function", body = ErrorBody),
         (status = 413, description = "Input too large", body = ErrorBody),
         (status = 409, description = "Its dependencies are still building (`build_pending`) or failed to build (`build_failed`, with the package manager's message) and no earlier version can serve", body = ErrorBody),
         (status = 429, description = "The function's queue is full (Retry-After)", body = ErrorBody),
-        (status = 503, description = "No sandbox can be started (Retry-After)", body = ErrorBody)))]
+        (status = 503, description = "No sandbox can be started, or the asynchronous queue is full (`async_queue_full`) (Retry-After)", body = ErrorBody)))]
 pub async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let asynchronous = prefers_async(req.headers());
     let bytes = body_bytes(req, &()).await?;
     check_depth(&bytes, state.engine.limits().max_json_depth)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body is not UTF-8"))?;
     let text = if text.trim().is_empty() { "{}" } else { text.trim() };
     let event: Box<RawValue> = serde_json::from_str(text)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON input: {e}")))?;
+    if asynchronous {
+        let accepted = state.engine.invoke_async(&name, event).await?;
+        return Ok(accepted_response(&accepted));
+    }
     let exec = state.engine.invoke(&name, event).await?;
     let mut resp = axum::Json(InvokeResponse::from(&exec)).into_response();
     resp.headers_mut().insert("x-fnbox-status", HeaderValue::from_static(exec.status.as_str()));
     Ok(resp)
+}
+
+/// 202 with the call's ids and `Location` (shared by dead-letter retries).
+pub(crate) fn accepted_response(a: &fnbox_engine::Accepted) -> Response {
+    let body = AcceptedResponse { execution_id: a.execution_id, request_id: a.request_id, status: "queued" };
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/executions/{}", a.execution_id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut().insert("preference-applied", HeaderValue::from_static("respond-async"));
+    resp
+}
+
+#[cfg(test)]
+mod prefer_tests {
+    use super::*;
+
+    #[test]
+    fn respond_async_is_found_among_preferences() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("prefer", HeaderValue::from_str(v).expect("header"));
+            m
+        };
+        assert!(prefers_async(&h("respond-async")));
+        assert!(prefers_async(&h("wait=10, Respond-Async")));
+        assert!(prefers_async(&h("respond-async; foo=bar")));
+        assert!(!prefers_async(&h("return=minimal")));
+        assert!(!prefers_async(&h("respond-asyncx")));
+        assert!(!prefers_async(&HeaderMap::new()));
+    }
 }

@@ -25,7 +25,7 @@ pub struct MetricsQuery {
     since: Option<String>,
     /// What started the executions: `api`, `compare` (runtime comparisons' runs) or `all`
     /// (empty: every trigger but `compare`).
-    #[param(pattern = "^(api|compare|all)?$")]
+    #[param(pattern = "^(api|http|async|schedule|compare|all)?$")]
     trigger: Option<String>,
     /// Time series only: bucket width, a positive number of at most nine digits with unit s, m, h
     /// or d (none: minutes; default 1m). Anything else is 400 `invalid_query`.
@@ -90,6 +90,11 @@ pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
     }
     for (key, n) in &stats.generic {
         metrics::gauge!("fnbox_prewarmed_sandboxes", "key" => key.clone()).set(*n as f64);
+    }
+    // Read at each scrape (the dispatcher also sets them each second): the store is the truth.
+    if let Ok(q) = s.engine.queue_stats().await {
+        metrics::gauge!("fnbox_async_queue_depth").set(q.depth as f64);
+        metrics::gauge!("fnbox_async_dead_letters").set(q.dead_letters as f64);
     }
     metrics::counter!("fnbox_sandboxes_started_total").absolute(stats.sandboxes_started);
     metrics::counter!("fnbox_cold_starts_total").absolute(stats.cold_starts);

@@ -8,6 +8,8 @@ pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod metrics;
 pub(crate) mod pools;
+pub(crate) mod queue;
+pub(crate) mod schedules;
 pub(crate) mod templates;
 
 use axum::routing::{any, delete, get, post};
@@ -25,6 +27,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/stream", get(executions::stream))
         .route("/api/v1/executions/{id}", get(executions::get))
+        .route("/api/v1/functions/{name}/schedules", get(schedules::list_of).post(schedules::create))
+        .route("/api/v1/schedules", get(schedules::list))
+        .route("/api/v1/schedules/{id}", get(schedules::get).patch(schedules::update).delete(schedules::delete))
+        .route("/api/v1/queue", get(queue::stats))
+        .route("/api/v1/dead-letters", get(queue::list))
+        .route("/api/v1/dead-letters/{id}", get(queue::get).delete(queue::discard))
+        .route("/api/v1/dead-letters/{id}/retry", post(queue::retry))
         .route("/api/v1/templates", get(templates::list))
         .route("/api/v1/pools", get(pools::stats))
         .route("/api/v1/cluster", get(cluster::view))

@@ -48,6 +48,7 @@ fn function(name: &str, code: &str, concurrency: u32) -> Function {
         timeout_ms: 1000,
         memory_mb: 128,
         concurrency,
+        max_retries: 2,
         env: BTreeMap::new(),
         sample_input: None,
         dependencies: None,
