@@ -29,21 +29,48 @@ pub enum Command {
     #[command(name = "fn", subcommand)]
     Function(FnCommand),
     /// Invoke a function with a JSON event (argument, or `-` for stdin; default `{}`).
-    Invoke { name: String, input: Option<String> },
+    Invoke {
+        name: String,
+        input: Option<String>,
+        /// Queue the call and return at once (`Prefer: respond-async`): prints its execution id
+        /// and request id. Failed attempts are retried up to the function's `--max-retries`,
+        /// then the call lands in the dead letters (`fnbox dead-letters list`).
+        #[arg(long = "async")]
+        async_call: bool,
+        /// With --async: poll until the call is final (succeeded, or given up after its last
+        /// attempt), print its result like a synchronous call and exit 0 on success, 1 on failure.
+        #[arg(long, requires = "async_call")]
+        wait: bool,
+        /// With --wait: give up waiting after this many seconds (exit 2; the call goes on).
+        #[arg(long, value_name = "SECS", default_value_t = 300, requires = "wait")]
+        wait_timeout: u64,
+    },
     /// List recent executions, newest first.
     Executions {
         #[arg(long)]
         function: Option<String>,
+        /// success, error, timeout, oom or queued.
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
         runtime: Option<String>,
-        /// api, http, compare or all (default: every trigger but compare).
-        #[arg(long)]
+        /// api, http, async, schedule, compare or all (default: every trigger but compare).
+        #[arg(long, value_parser = ["api", "http", "async", "schedule", "compare", "all"])]
         trigger: Option<String>,
+        /// Only the attempts of one asynchronous call (the request id `invoke --async` printed).
+        #[arg(long, value_name = "UUID")]
+        request_id: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Asynchronous calls given up after their last attempt: list, inspect, retry or discard them.
+    #[command(name = "dead-letters", subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// A function's schedules: cron patterns that make one asynchronous call per tick.
+    #[command(subcommand)]
+    Schedules(ScheduleCommand),
+    /// Show the asynchronous queue: calls waiting or running, dead letters, and its bound.
+    Queue,
     /// Show one execution in full.
     Execution { id: String },
     /// List the bundled example functions.
@@ -94,6 +121,52 @@ pub enum FnCommand {
     Delete { name: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List dead letters, newest first.
+    List {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// Show one dead letter in full: its input, attempts and last error.
+    Get { id: String },
+    /// Queue the call again (a new round of attempts under the same request id).
+    Retry { id: String },
+    /// Discard a dead letter (its attempts' execution records stay). Needs an admin key.
+    Discard { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// List schedules: one function's, or every function's.
+    List { function: Option<String> },
+    /// Show one schedule.
+    Get { id: String },
+    /// Add a schedule to a function.
+    Create {
+        function: String,
+        /// 5 fields (minute hour day-of-month month day-of-week: `*/5 * * * *`), or 6 with
+        /// seconds first (`*/10 * * * * *`).
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone the fields are read in (server default: UTC).
+        #[arg(long, value_name = "TZ")]
+        timezone: Option<String>,
+        /// The event each call gets, as JSON (server default: `{}`).
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+        /// Create it disabled (no calls until `fnbox schedules enable ID`).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Delete a schedule.
+    Delete { id: String },
+    /// Enable a schedule (its next run is worked out from now).
+    Enable { id: String },
+    /// Disable a schedule (no calls until it is enabled again).
+    Disable { id: String },
+}
+
 #[derive(Debug, Args)]
 pub struct FnSettings {
     pub name: String,
@@ -140,6 +213,10 @@ pub struct FnSettings {
     /// The function URL (`/fn/NAME`, any method): off, key (an API key is needed) or public.
     #[arg(long, value_name = "off|key|public", value_parser = ["off", "key", "public"])]
     pub http: Option<String>,
+    /// Asynchronous calls: how many times a failed attempt is retried (0-5; server default 2)
+    /// before the call lands in the dead letters.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=5))]
+    pub max_retries: Option<u32>,
 }
 
 struct Client {
@@ -158,8 +235,22 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
+        self.send(method, path, body, &[]).await
+    }
+
+    /// One request with extra request headers (`Prefer: respond-async`, say).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
         let url = format!("{}{}", self.base.trim_end_matches('/'), path);
         let mut req = self.http.request(method, &url);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
@@ -204,18 +295,25 @@ impl Client {
         body: Option<String>,
     ) -> Result<(reqwest::header::HeaderMap, Value)> {
         let (status, headers, value) = self.call_with_headers(method, path, body).await?;
-        if status >= 400 {
-            let err = &value["error"];
-            let mut msg = format!("{} ({status})", err["message"].as_str().unwrap_or("request failed"));
-            if let Some(fields) = err["fields"].as_array() {
-                for f in fields {
-                    msg.push_str(&format!("\n  {}: {}", f["field"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")));
-                }
-            }
-            bail!(msg);
-        }
+        error_of(status, &value)?;
         Ok((headers, value))
     }
+}
+
+/// Turns an error answer (status 400 and up) into a readable error: its message, status and
+/// the fields it names.
+fn error_of(status: u16, value: &Value) -> Result<()> {
+    if status >= 400 {
+        let err = &value["error"];
+        let mut msg = format!("{} ({status})", err["message"].as_str().unwrap_or("request failed"));
+        if let Some(fields) = err["fields"].as_array() {
+            for f in fields {
+                msg.push_str(&format!("\n  {}: {}", f["field"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")));
+            }
+        }
+        bail!(msg);
+    }
+    Ok(())
 }
 
 fn read_source(path: &str) -> Result<String> {
@@ -319,6 +417,9 @@ async fn settings_body(client: &Client, s: &FnSettings, create: bool) -> Result<
     if let Some(v) = &s.http {
         body.insert("http".into(), json!(v));
     }
+    if let Some(v) = s.max_retries {
+        body.insert("max_retries".into(), json!(v));
+    }
     if create && !s.unset_env.is_empty() {
         bail!("--unset-env is for `fn update`");
     }
@@ -349,7 +450,7 @@ fn env_cell(names: &Value) -> String {
 
 fn print_function(f: &Value, base: &str) {
     let mut t = table(&["field", "value"]);
-    for k in ["name", "language", "runtime", "version", "timeout_ms", "memory_mb", "concurrency", "description", "created_at", "updated_at"] {
+    for k in ["name", "language", "runtime", "version", "timeout_ms", "memory_mb", "concurrency", "max_retries", "description", "created_at", "updated_at"] {
         t.add_row(vec![k.to_string(), cell(&f[k])]);
     }
     t.add_row(vec!["env".to_string(), env_cell(&f["env_names"])]);
@@ -556,6 +657,275 @@ fn print_build(report: &Value, with_lock: bool) {
     }
 }
 
+/// A value made safe for one path segment or query value: everything but unreserved
+/// characters percent-encoded.
+fn seg(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// What started an execution, with its attempt when it is a retry: `async #2`.
+fn trigger_cell(e: &Value) -> String {
+    let t = e["trigger"].as_str().unwrap_or("api");
+    match e["attempt"].as_u64() {
+        Some(n) if n > 1 => format!("{t} #{n}"),
+        _ => t.to_string(),
+    }
+}
+
+/// `TypeError: boom`, cut to `max` characters.
+fn error_cell(e: &Value, max: usize) -> String {
+    if e.is_null() {
+        return "-".into();
+    }
+    let text = format!("{}: {}", e["type"].as_str().unwrap_or("error"), e["message"].as_str().unwrap_or(""));
+    let text = text.lines().next().unwrap_or("").to_string();
+    if text.chars().count() > max {
+        format!("{}…", text.chars().take(max.saturating_sub(1)).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// Prints a call's result (an invoke answer or an execution record) as `fnbox invoke` does:
+/// its figures, logs and error on stderr, its output on stdout (or the whole answer with
+/// `--json`). Returns the exit code: 0 on success, 1 otherwise.
+fn print_result(r: &Value, json_out: bool) -> i32 {
+    if json_out {
+        print_json(r);
+    } else {
+        let mem = r["memory_bytes"].as_f64().map(|b| format!(", {:.1} MB", b / 1048576.0)).unwrap_or_default();
+        let attempt = match r["attempt"].as_u64() {
+            Some(n) if n > 1 => format!(" · attempt {n}"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "{} · {} start · {} ms total · {} ms in handler{mem} · {} v{}{attempt}",
+            cell(&r["status"]),
+            if r["cold_start"] == json!(true) { "cold" } else { "warm" },
+            cell(&r["duration_ms"]),
+            cell(&r["exec_ms"]),
+            cell(&r["runtime"]),
+            cell(&r["version"]),
+        );
+        if let Some(logs) = r["logs"].as_str().filter(|l| !l.is_empty()) {
+            eprintln!("--- logs ---\n{}", logs.trim_end());
+        }
+        if r["status"] == json!("success") {
+            print_json(&r["output"]);
+        } else {
+            let e = &r["error"];
+            eprintln!("{}: {}", cell(&e["type"]), cell(&e["message"]));
+            if let Some(stack) = e["stack"].as_str().filter(|s| !s.is_empty()) {
+                eprintln!("{stack}");
+            }
+        }
+    }
+    if r["status"] == json!("success") {
+        0
+    } else {
+        1
+    }
+}
+
+/// Polls the attempts of an asynchronous call until it is final: its latest attempt
+/// succeeded, or failed and no retry follows (the call is in the dead letters). Says each
+/// failed attempt on stderr (unless `quiet`). Returns the last attempt's record, or `None`
+/// when `timeout_s` passed first.
+async fn wait_for_call(client: &Client, name: &str, request_id: &str, timeout_s: u64, quiet: bool) -> Result<Option<Value>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    let path = format!("/api/v1/executions?request_id={}&trigger=all&limit=100", seg(request_id));
+    let mut said = 0u64;
+    // Only needed when the dead letters cannot be read with this key.
+    let mut max_retries: Option<u64> = None;
+    loop {
+        let list = client.ok(reqwest::Method::GET, &path, None).await?;
+        let latest = list.as_array().into_iter().flatten().max_by_key(|e| e["attempt"].as_u64().unwrap_or(1)).cloned();
+        if let Some(e) = latest.filter(|e| e["status"] != json!("queued")) {
+            if e["status"] == json!("success") {
+                return Ok(Some(e));
+            }
+            let attempt = e["attempt"].as_u64().unwrap_or(1);
+            let (status, _, _) = client.send(reqwest::Method::GET, &format!("/api/v1/dead-letters/{}", seg(request_id)), None, &[]).await?;
+            let given_up = match status {
+                200 => true,
+                404 => false,
+                _ => {
+                    if max_retries.is_none() {
+                        let f = client.ok(reqwest::Method::GET, &format!("/api/v1/functions/{name}"), None).await?;
+                        max_retries = Some(f["max_retries"].as_u64().unwrap_or(2));
+                    }
+                    attempt > max_retries.unwrap_or(2)
+                }
+            };
+            if given_up {
+                if !quiet {
+                    eprintln!("given up after attempt {attempt}: see `fnbox dead-letters get {request_id}`");
+                }
+                return Ok(Some(e));
+            }
+            if attempt > said && !quiet {
+                eprintln!("attempt {attempt}: {} ({}); retrying", cell(&e["status"]), error_cell(&e["error"], 100));
+                said = attempt;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+async fn dead_letters(client: &Client, cmd: DeadLetterCommand, json_out: bool) -> Result<i32> {
+    use reqwest::Method;
+    match cmd {
+        DeadLetterCommand::List { limit } => {
+            let r = client.ok(Method::GET, &format!("/api/v1/dead-letters?limit={limit}"), None).await?;
+            if json_out {
+                print_json(&r);
+                return Ok(0);
+            }
+            let items = r["dead_letters"].as_array().cloned().unwrap_or_default();
+            let mut t = table(&["id", "function", "trigger", "attempts", "last error", "failed"]);
+            for d in &items {
+                t.add_row(vec![
+                    cell(&d["id"]),
+                    cell(&d["function"]),
+                    cell(&d["trigger"]),
+                    cell(&d["attempts"]),
+                    error_cell(&d["last_error"], 60),
+                    cell(&d["failed_at"]),
+                ]);
+            }
+            println!("{t}");
+            let total = r["total"].as_u64().unwrap_or(items.len() as u64);
+            if total > items.len() as u64 {
+                println!("{} of {total} dead letters shown (--limit)", items.len());
+            } else {
+                println!("{total} dead letter{}", if total == 1 { "" } else { "s" });
+            }
+        }
+        DeadLetterCommand::Get { id } => {
+            let d = client.ok(Method::GET, &format!("/api/v1/dead-letters/{}", seg(&id)), None).await?;
+            if json_out {
+                print_json(&d);
+                return Ok(0);
+            }
+            let mut t = table(&["field", "value"]);
+            for k in ["id", "function", "trigger", "attempts", "last_execution_id", "enqueued_at", "failed_at"] {
+                t.add_row(vec![k.to_string(), cell(&d[k])]);
+            }
+            t.add_row(vec!["last_error".to_string(), error_cell(&d["last_error"], 2000)]);
+            // The input is JSON text: shown pretty when it parses.
+            let input = d["input"].as_str().map(|i| serde_json::from_str::<Value>(i).map_or_else(|_| i.to_string(), |v| serde_json::to_string_pretty(&v).unwrap_or_default()));
+            t.add_row(vec!["input".to_string(), input.unwrap_or_else(|| "-".into())]);
+            println!("{t}");
+            println!("its attempts: `fnbox executions --request-id {}`", cell(&d["id"]));
+        }
+        DeadLetterCommand::Retry { id } => {
+            let a = client.ok(Method::POST, &format!("/api/v1/dead-letters/{}/retry", seg(&id)), None).await?;
+            if json_out {
+                print_json(&a);
+            } else {
+                println!("queued again: execution {} (request {})", cell(&a["execution_id"]), cell(&a["request_id"]));
+            }
+        }
+        DeadLetterCommand::Discard { id } => {
+            client.ok(Method::DELETE, &format!("/api/v1/dead-letters/{}", seg(&id)), None).await?;
+            if !json_out {
+                println!("discarded dead letter {id}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `*/5 * * * *`, `UTC`, enabled, next run, last run: one line of a schedule.
+fn schedule_line(s: &Value) -> String {
+    let state = if s["enabled"] == json!(true) { format!("enabled, next run {}", cell(&s["next_run"])) } else { "disabled".to_string() };
+    format!("{} ({}) on {}: {state}", cell(&s["cron"]), cell(&s["timezone"]), cell(&s["function"]))
+}
+
+async fn schedules(client: &Client, cmd: ScheduleCommand, json_out: bool) -> Result<i32> {
+    use reqwest::Method;
+    match cmd {
+        ScheduleCommand::List { function } => {
+            let path = match &function {
+                Some(f) => format!("/api/v1/functions/{f}/schedules"),
+                None => "/api/v1/schedules".to_string(),
+            };
+            let list = client.ok(Method::GET, &path, None).await?;
+            if json_out {
+                print_json(&list);
+                return Ok(0);
+            }
+            let mut t = table(&["id", "function", "cron", "timezone", "enabled", "next run", "last run", "input"]);
+            for s in list.as_array().into_iter().flatten() {
+                t.add_row(vec![
+                    cell(&s["id"]),
+                    cell(&s["function"]),
+                    cell(&s["cron"]),
+                    cell(&s["timezone"]),
+                    (if s["enabled"] == json!(true) { "yes" } else { "no" }).to_string(),
+                    cell(&s["next_run"]),
+                    cell(&s["last_run"]),
+                    if s["input"].is_null() { "-".to_string() } else { s["input"].to_string() },
+                ]);
+            }
+            println!("{t}");
+        }
+        ScheduleCommand::Get { id } => {
+            let s = client.ok(Method::GET, &format!("/api/v1/schedules/{}", seg(&id)), None).await?;
+            if json_out {
+                print_json(&s);
+                return Ok(0);
+            }
+            let mut t = table(&["field", "value"]);
+            for k in ["id", "function", "cron", "timezone", "enabled", "next_run", "last_run", "created_at"] {
+                t.add_row(vec![k.to_string(), cell(&s[k])]);
+            }
+            t.add_row(vec!["input".to_string(), serde_json::to_string_pretty(&s["input"]).unwrap_or_default()]);
+            println!("{t}");
+        }
+        ScheduleCommand::Create { function, cron, timezone, input, disabled } => {
+            let mut body = json!({"cron": cron, "enabled": !disabled});
+            if let Some(tz) = timezone {
+                body["timezone"] = json!(tz);
+            }
+            if let Some(i) = input {
+                body["input"] = serde_json::from_str(&i).context("--input is not valid JSON")?;
+            }
+            let s = client.ok(Method::POST, &format!("/api/v1/functions/{function}/schedules"), Some(body.to_string())).await?;
+            if json_out {
+                print_json(&s);
+            } else {
+                println!("created schedule {}: {}", cell(&s["id"]), schedule_line(&s));
+            }
+        }
+        ScheduleCommand::Delete { id } => {
+            client.ok(Method::DELETE, &format!("/api/v1/schedules/{}", seg(&id)), None).await?;
+            if !json_out {
+                println!("deleted schedule {id}");
+            }
+        }
+        ScheduleCommand::Enable { id } => return set_schedule_enabled(client, &id, true, json_out).await,
+        ScheduleCommand::Disable { id } => return set_schedule_enabled(client, &id, false, json_out).await,
+    }
+    Ok(0)
+}
+
+async fn set_schedule_enabled(client: &Client, id: &str, enabled: bool, json_out: bool) -> Result<i32> {
+    let body = json!({ "enabled": enabled }).to_string();
+    let s = client.ok(reqwest::Method::PATCH, &format!("/api/v1/schedules/{}", seg(id)), Some(body)).await?;
+    if json_out {
+        print_json(&s);
+    } else {
+        println!("{} schedule {}: {}", if enabled { "enabled" } else { "disabled" }, cell(&s["id"]), schedule_line(&s));
+    }
+    Ok(0)
+}
+
 /// Runs one client command; returns the process exit code.
 pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -621,59 +991,66 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                 println!("deleted {name}");
             }
         }
-        Command::Invoke { name, input } => {
+        Command::Invoke { name, input, async_call, wait, wait_timeout } => {
             let body = match input.as_deref() {
                 None => "{}".to_string(),
                 Some("-") => read_source("-")?,
                 Some(s) => s.to_string(),
             };
-            let r = client.ok(Method::POST, &format!("/api/v1/functions/{name}/invoke"), Some(body)).await?;
-            if opts.json {
-                print_json(&r);
-            } else {
-                let mem = r["memory_bytes"].as_f64().map(|b| format!(", {:.1} MB", b / 1048576.0)).unwrap_or_default();
-                eprintln!(
-                    "{} · {} start · {} ms total · {} ms in handler{mem} · {} v{}",
-                    cell(&r["status"]),
-                    if r["cold_start"] == json!(true) { "cold" } else { "warm" },
-                    cell(&r["duration_ms"]),
-                    cell(&r["exec_ms"]),
-                    cell(&r["runtime"]),
-                    cell(&r["version"]),
-                );
-                if let Some(logs) = r["logs"].as_str().filter(|l| !l.is_empty()) {
-                    eprintln!("--- logs ---\n{}", logs.trim_end());
-                }
-                if r["status"] == json!("success") {
-                    print_json(&r["output"]);
-                } else {
-                    let e = &r["error"];
-                    eprintln!("{}: {}", cell(&e["type"]), cell(&e["message"]));
-                    if let Some(stack) = e["stack"].as_str().filter(|s| !s.is_empty()) {
-                        eprintln!("{stack}");
-                    }
-                }
+            let path = format!("/api/v1/functions/{name}/invoke");
+            if !async_call {
+                let r = client.ok(Method::POST, &path, Some(body)).await?;
+                return Ok(print_result(&r, opts.json));
             }
-            return Ok(if r["status"] == json!("success") { 0 } else { 1 });
+            let (status, _, accepted) = client.send(Method::POST, &path, Some(body), &[("prefer", "respond-async")]).await?;
+            error_of(status, &accepted)?;
+            if status != 202 {
+                // A server without asynchronous calls ignores the preference and runs the call.
+                eprintln!("the server ran the call synchronously (it answered {status}, not 202)");
+                return Ok(print_result(&accepted, opts.json));
+            }
+            let request_id = accepted["request_id"].as_str().unwrap_or_default().to_string();
+            if !wait {
+                if opts.json {
+                    print_json(&accepted);
+                } else {
+                    println!("queued: execution {} (request {request_id})", cell(&accepted["execution_id"]));
+                    eprintln!("follow it with `fnbox executions --request-id {request_id}`");
+                }
+                return Ok(0);
+            }
+            if !opts.json {
+                eprintln!("queued: execution {} (request {request_id}); waiting…", cell(&accepted["execution_id"]));
+            }
+            return match wait_for_call(&client, &name, &request_id, wait_timeout, opts.json).await? {
+                Some(last) => Ok(print_result(&last, opts.json)),
+                None => {
+                    eprintln!("not final after {wait_timeout} s; the call goes on: follow it with `fnbox executions --request-id {request_id}`");
+                    Ok(2)
+                }
+            };
         }
-        Command::Executions { function, status, runtime, trigger, limit } => {
+        Command::Executions { function, status, runtime, trigger, request_id, limit } => {
             let mut q = vec![format!("limit={limit}")];
-            for (k, v) in [("function", function), ("status", status), ("runtime", runtime), ("trigger", trigger)] {
+            // The attempts of one call, whatever started it.
+            let trigger = trigger.or_else(|| request_id.as_ref().map(|_| "all".to_string()));
+            for (k, v) in [("function", function), ("status", status), ("runtime", runtime), ("trigger", trigger), ("request_id", request_id)] {
                 if let Some(v) = v {
-                    q.push(format!("{k}={v}"));
+                    q.push(format!("{k}={}", seg(&v)));
                 }
             }
             let es = client.ok(Method::GET, &format!("/api/v1/executions?{}", q.join("&")), None).await?;
             if opts.json {
                 print_json(&es);
             } else {
-                let mut t = table(&["id", "function", "v", "runtime", "status", "start", "duration ms", "exec ms", "memory MB", "started"]);
+                let mut t = table(&["id", "function", "v", "runtime", "trigger", "status", "start", "duration ms", "exec ms", "memory MB", "started"]);
                 for e in es.as_array().into_iter().flatten() {
                     t.add_row(vec![
                         cell(&e["id"]),
                         cell(&e["function"]),
                         cell(&e["version"]),
                         cell(&e["runtime"]),
+                        trigger_cell(e),
                         cell(&e["status"]),
                         (if e["cold_start"] == json!(true) { "cold" } else { "warm" }).to_string(),
                         cell(&e["duration_ms"]),
@@ -682,6 +1059,19 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                         cell(&e["started_at"]),
                     ]);
                 }
+                println!("{t}");
+            }
+        }
+        Command::DeadLetters(cmd) => return dead_letters(&client, cmd, opts.json).await,
+        Command::Schedules(cmd) => return schedules(&client, cmd, opts.json).await,
+        Command::Queue => {
+            let q = client.ok(Method::GET, "/api/v1/queue", None).await?;
+            if opts.json {
+                print_json(&q);
+            } else {
+                let mut t = table(&["field", "value"]);
+                t.add_row(vec!["queued (waiting, backing off or running)".to_string(), format!("{} of at most {}", cell(&q["depth"]), cell(&q["max_depth"]))]);
+                t.add_row(vec!["dead letters".to_string(), cell(&q["dead_letters"])]);
                 println!("{t}");
             }
         }
