@@ -1179,6 +1179,62 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        cmd: Command,
+    }
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fnbox").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    #[test]
+    fn the_commands_parse() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        match parse(&["invoke", "f", "{}", "--async", "--wait", "--wait-timeout", "5"]) {
+            Ok(Command::Invoke { async_call: true, wait: true, wait_timeout: 5, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["invoke", "f", "--wait"]).is_err(), "--wait needs --async");
+        for t in ["api", "http", "async", "schedule", "compare", "all"] {
+            assert!(parse(&["executions", "--trigger", t]).is_ok(), "{t}");
+        }
+        assert!(parse(&["executions", "--trigger", "cron"]).is_err());
+        assert!(matches!(parse(&["executions", "--request-id", "x"]), Ok(Command::Executions { request_id: Some(_), .. })));
+        assert!(matches!(parse(&["fn", "update", "f", "--max-retries", "5"]), Ok(Command::Function(FnCommand::Update(FnSettings { max_retries: Some(5), .. })))));
+        assert!(parse(&["fn", "update", "f", "--max-retries", "6"]).is_err());
+        match parse(&["schedules", "create", "f", "--cron", "*/5 * * * *", "--timezone", "Europe/Paris", "--input", "{}", "--disabled"]) {
+            Ok(Command::Schedules(ScheduleCommand::Create { disabled: true, timezone: Some(tz), .. })) => assert_eq!(tz, "Europe/Paris"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["schedules", "list"]), Ok(Command::Schedules(ScheduleCommand::List { function: None }))));
+        for sub in ["enable", "disable", "delete", "get"] {
+            assert!(parse(&["schedules", sub, "id"]).is_ok(), "{sub}");
+        }
+        for sub in ["get", "retry", "discard"] {
+            assert!(parse(&["dead-letters", sub, "id"]).is_ok(), "{sub}");
+        }
+        assert!(matches!(parse(&["dead-letters", "list"]), Ok(Command::DeadLetters(DeadLetterCommand::List { limit: 100 }))));
+        assert!(matches!(parse(&["queue"]), Ok(Command::Queue)));
+    }
+
+    #[test]
+    fn cells_of_the_async_fields() {
+        assert_eq!(trigger_cell(&json!({"trigger": "async", "attempt": 3})), "async #3");
+        assert_eq!(trigger_cell(&json!({"trigger": "schedule", "attempt": 1})), "schedule");
+        assert_eq!(trigger_cell(&json!({})), "api");
+        assert_eq!(error_cell(&Value::Null, 10), "-");
+        assert_eq!(error_cell(&json!({"type": "E", "message": "boom\nstack"}), 60), "E: boom");
+        assert_eq!(error_cell(&json!({"type": "E", "message": "abcdefghij"}), 6), "E: ab…");
+        assert_eq!(seg("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(seg("0b7e-AZ_~."), "0b7e-AZ_~.");
+    }
 
     #[test]
     fn only_the_new_tail_of_the_logs_is_printed() {
