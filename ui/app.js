@@ -10,7 +10,9 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const fmtMemMb = (mb) => (mb >= 1024 ? (mb / 1024).toFixed(1) + " GB" : mb + " MB");
 const fmtAgo = (ms) => (ms < 60000 ? (ms / 1000).toFixed(1) + " s ago" : ms < 3600000 ? Math.round(ms / 60000) + " min ago" : Math.round(ms / 3600000) + " h ago");
 const badge = (v) => `<span class="badge ${esc(v)}">${esc(v)}</span>`;
-const LIMITS = { timeout_ms: [100, 300000], memory_mb: [32, 2048], concurrency: [1, 64] };
+const LIMITS = { timeout_ms: [100, 300000], memory_mb: [32, 2048], concurrency: [1, 64], max_retries: [0, 5] };
+const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "–");
+const errText = (e) => (e ? `${e.type || "error"}: ${e.message || ""}` : "–");
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -50,8 +52,8 @@ async function listFunctions() {
   }
 }
 
-async function request(method, path, body, { signal } = {}) {
-  const init = { method, headers: {}, signal };
+async function request(method, path, body, { signal, headers } = {}) {
+  const init = { method, headers: { ...headers }, signal };
   const key = apiKey();
   if (key) init.headers["authorization"] = `Bearer ${key}`;
   if (body !== undefined) {
@@ -255,6 +257,7 @@ pages.create = async (main, editName) => {
       <div class="field"><label for="timeout_ms">Timeout (ms, ${LIMITS.timeout_ms.join("–")})</label><input id="timeout_ms" type="number" min="${LIMITS.timeout_ms[0]}" max="${LIMITS.timeout_ms[1]}" value="5000" aria-describedby="err-timeout_ms"><div class="field-error" id="err-timeout_ms"></div></div>
       <div class="field"><label for="memory_mb">Memory (MB, ${LIMITS.memory_mb.join("–")})</label><input id="memory_mb" type="number" min="${LIMITS.memory_mb[0]}" max="${LIMITS.memory_mb[1]}" value="128" aria-describedby="err-memory_mb"><div class="field-error" id="err-memory_mb"></div></div>
       <div class="field"><label for="concurrency">Concurrency (${LIMITS.concurrency.join("–")})</label><input id="concurrency" type="number" min="1" max="64" value="4" aria-describedby="err-concurrency"><div class="field-error" id="err-concurrency"></div></div>
+      <div class="field"><label for="max_retries">Async retries (${LIMITS.max_retries.join("–")})</label><input id="max_retries" type="number" min="${LIMITS.max_retries[0]}" max="${LIMITS.max_retries[1]}" step="1" value="2" aria-describedby="max_retries-hint err-max_retries"><div class="muted hint" id="max_retries-hint">Retries of a failed asynchronous call before it goes to the dead letters</div><div class="field-error" id="err-max_retries"></div></div>
     </div>
     <div class="field"><label for="description">Description</label><input id="description" aria-describedby="err-description"><div class="field-error" id="err-description"></div></div>
     <div class="field" id="http-field"><label for="http">HTTP trigger (function URL)</label>
@@ -341,6 +344,7 @@ pages.create = async (main, editName) => {
   if (existing) {
     for (const n of existing.env_names || []) addEnvRow(n, true);
     for (const k of ["name", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "description"]) set(k, existing[k]);
+    set("max_retries", existing.max_retries ?? 2);
     set("http", existing.http || "off");
     set("sample_input", JSON.stringify(existing.sample_input ?? {}, null, 2));
     set("dependencies", existing.dependencies);
@@ -379,7 +383,7 @@ pages.create = async (main, editName) => {
     const num = (id) => { const v = $("#" + id).value.trim(); return v === "" ? undefined : Number(v); };
     const body = {
       language: $("#language").value, runtime: $("#runtime").value, code: editor.get(),
-      timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"),
+      timeout_ms: num("timeout_ms"), memory_mb: num("memory_mb"), concurrency: num("concurrency"), max_retries: num("max_retries"),
       description: $("#description").value, sample_input: sample, env: envBody(), http: $("#http").value,
     };
     // On an edit an empty box removes the dependencies; a new function without them leaves it out.
@@ -514,10 +518,12 @@ function resultPanel(r) {
       <div class="stat"><div class="l">Runtime</div><div class="v">${badge(r.runtime)} <span class="muted">v${r.version}</span></div></div>
       ${r.node ? `<div class="stat"><div class="l">Node</div><div class="v" id="result-node">${esc(r.node)}</div></div>` : ""}
     </div>
+    ${r.status === "queued" ? `<p class="notice building" id="queued-notice">Queued: this attempt has not run yet.</p>` : ""}
     ${r.status === "success" ? `<h2>Output</h2><pre id="output">${esc(JSON.stringify(r.output, null, 2))}</pre>` : ""}
     ${err}
-    <h2>Logs</h2><pre id="logs">${esc(r.logs || "(no logs)")}</pre>
-    <p class="muted mono">execution ${esc(r.execution_id || r.id)}</p>`;
+    ${r.status === "queued" ? "" : `<h2>Logs</h2><pre id="logs">${esc(r.logs || "(no logs)")}</pre>`}
+    <p class="muted mono">execution ${esc(r.execution_id || r.id)}${r.trigger ? ` · ${esc(r.trigger)}` : ""}${r.attempt != null ? ` · <span id="result-attempt">attempt ${esc(r.attempt)}</span>` : ""}${r.request_id
+      ? ` · request <a id="result-request" href="#/executions/${encodeURIComponent(r.request_id)}" title="Every attempt of this call">${esc(r.request_id)}</a>` : ""}</p>`;
 }
 
 pages.execute = async (main, name) => {
@@ -587,22 +593,27 @@ pages.execute = async (main, name) => {
 };
 
 // ---------- Executions ----------
-pages.executions = async (main) => {
+pages.executions = async (main, requestId) => {
   const fns = await listFunctions();
   main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Executions</h1><span class="live" id="live">live</span></div>
     <div class="panel"><div class="row">
       <div class="field"><label for="f-function">Function</label><select id="f-function"><option value="">All</option>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
       <div class="field"><label for="f-runtime">Runtime</label><select id="f-runtime"><option value="">All</option><option>docker</option><option>gvisor</option></select></div>
-      <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option></select></div>
-      <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="api">API calls</option><option value="http">HTTP (function URL) calls</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
-    </div></div>
+      <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option><option>queued</option></select></div>
+      <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="api">API calls</option><option value="http">HTTP (function URL) calls</option><option value="async">Asynchronous calls</option><option value="schedule">Schedules</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
+    </div>${requestId ? `<p id="f-request" style="margin:0">Attempts of one asynchronous call: <span class="mono">${esc(requestId)}</span> · <a href="#/executions">show all executions</a></p>` : ""}</div>
     <div class="panel table-wrap"><table id="exec-table"><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th class="node-col">Node</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
     <div class="panel" id="exec-detail" hidden></div>`;
-  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value });
+  if (requestId) $("#f-trigger").value = "all";
+  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value, request_id: requestId || "" });
   // The stream is opened with trigger=all so that changing the filter needs no reconnect.
   const triggerMatches = (t, want) => (want === "all" ? true : want ? t === want : t !== "compare");
-  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger);
-  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${e.version}${e.trigger === "compare" ? " · comparison" : e.trigger === "http" ? " · http" : ""}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger) && (!f.request_id || e.request_id === f.request_id);
+  const triggerNote = (e) => {
+    const t = { compare: "comparison", http: "http", async: "async", schedule: "schedule" }[e.trigger];
+    return (t ? ` · ${t}` : "") + (e.attempt > 1 ? ` · attempt ${esc(e.attempt)}` : "");
+  };
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}" data-status="${esc(e.status)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${esc(e.version)}${triggerNote(e)}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
   const load = async () => {
     const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
     q.set("limit", "100");
@@ -615,6 +626,8 @@ pages.executions = async (main) => {
     const d = $("#exec-detail");
     d.hidden = false;
     d.innerHTML = `<div class="row" style="justify-content:space-between"><h2>${esc(e.function)} · ${esc(e.id)}</h2><button id="close-detail">Close</button></div>
+      ${e.request_id ? `<dl class="kv" id="detail-async"><dt>Trigger</dt><dd>${esc(e.trigger)}</dd><dt>Attempt</dt><dd id="detail-attempt">${esc(e.attempt ?? 1)}</dd>
+        <dt>Request</dt><dd><a class="mono" id="detail-request" href="#/executions/${encodeURIComponent(e.request_id)}">${esc(e.request_id)}</a> <span class="muted">(every attempt of this call)</span></dd></dl>` : ""}
       <h2>Input</h2><pre>${esc(e.input)}</pre>${resultPanel({ ...e, execution_id: e.id })}`;
     $("#close-detail").addEventListener("click", () => { d.hidden = true; });
     d.scrollIntoView({ behavior: "smooth" });
@@ -627,9 +640,12 @@ pages.executions = async (main) => {
   const es = new EventSource("/api/v1/executions/stream?trigger=all" + (key ? "&access_token=" + encodeURIComponent(key) : ""));
   es.addEventListener("execution", (m) => {
     const e = JSON.parse(m.data);
-    if (!matches(e, filters())) return;
     const body = $("#exec-rows");
+    // An asynchronous attempt may be announced when queued and again when it has run: one row.
+    const known = [...body.rows].find((tr) => tr.dataset.id === e.id);
+    if (!matches(e, filters())) { known?.remove(); return; }
     body.querySelector(".empty")?.closest("tr")?.remove();
+    if (known) { known.outerHTML = row(e); return; }
     body.insertAdjacentHTML("afterbegin", row(e));
     if (e.node) $("#exec-table").classList.add("with-node");
     while (body.rows.length > 200) body.deleteRow(-1);
