@@ -547,10 +547,15 @@ pages.execute = async (main, name) => {
       <form id="input-form" ${formable ? "" : "hidden"}><div class="row">${formable ? Object.entries(sample).map(([k, v]) => inputField(k, v, [k])).join("") : ""}</div></form>
       <div id="raw-wrap" ${formable ? "hidden" : ""}><label for="raw">Event (JSON)</label><textarea id="raw" rows="6">${esc(JSON.stringify(sample, null, 2))}</textarea></div>
       <div class="field-error" id="input-error"></div>
-      <button class="primary" id="run">Run</button>
+      <div class="row" style="align-items:center">
+        <button class="primary" id="run">Run</button>
+        <button type="button" id="run-async" title="Queue the call (Prefer: respond-async) and follow its attempts: retried up to ${esc(f.max_retries ?? 2)} times, then kept in the dead letters">Invoke async</button>
+        <span class="muted hint">Async: retried up to ${esc(plural(f.max_retries ?? 2, "time"))} on failure</span>
+      </div>
     </div>
     <div class="panel" id="result" aria-live="polite"><div class="empty">Run the function to see its result.</div></div>
-    <div class="panel" id="build-panel" ${f.build?.status && f.build.status !== "none" ? "" : "hidden"}></div>`;
+    <div class="panel" id="build-panel" ${f.build?.status && f.build.status !== "none" ? "" : "hidden"}></div>
+    <div class="panel" id="schedules-panel"></div>`;
   $("#fn-pick").addEventListener("change", (ev) => { location.hash = `#/execute/${encodeURIComponent(ev.target.value)}`; });
   if (f.build?.status && f.build.status !== "none") watchBuild(f.name, $("#build-panel"), $("#fn-build-badge"));
   const showTab = (raw) => {
@@ -564,33 +569,195 @@ pages.execute = async (main, name) => {
   $("#tab-form").addEventListener("click", () => showTab(false));
   $("#tab-raw").addEventListener("click", () => showTab(true));
   $("#input-form").addEventListener("submit", (e) => { e.preventDefault(); $("#run").click(); });
-  $("#run").addEventListener("click", async () => {
+  const readEvent = () => {
     $("#input-error").textContent = "";
-    let event;
-    try { event = $("#raw-wrap").hidden ? readForm($("#input-form")) : JSON.parse($("#raw").value || "{}"); } catch (e) {
+    try { return { event: $("#raw-wrap").hidden ? readForm($("#input-form")) : JSON.parse($("#raw").value || "{}") }; } catch (e) {
       $("#input-error").textContent = "Input is not valid JSON: " + e.message;
-      return;
+      return null;
     }
+  };
+  const refusal = (e) => {
+    const code = e.body?.error?.code;
+    if (code === "build_pending" || code === "build_failed") {
+      // Not run: its dependencies are not ready and no earlier version can serve.
+      return `<div class="notice ${code === "build_failed" ? "failed" : "building"}" id="build-refusal" role="alert">
+        <strong>${code === "build_failed" ? "Not run: its dependencies failed to build. Fix them in the editor and save." : "Not run yet: its dependencies are still building. Run it again when the build below is ready."}</strong>
+        <p>${esc(e.message)}</p></div>`;
+    }
+    return `<div class="field-error">${esc(e.message)}</div>`;
+  };
+  // One call is followed at a time: a new run stops following the previous asynchronous one.
+  let runs = 0;
+  onLeave(() => { runs++; });
+  $("#run").addEventListener("click", async () => {
+    const input = readEvent();
+    if (!input) return;
+    runs++;
     $("#run").disabled = true;
     $("#result").innerHTML = `<div class="empty">Running…</div>`;
     try {
-      const r = await api("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke`, event);
+      const r = await api("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke`, input.event);
       $("#result").innerHTML = resultPanel(r);
     } catch (e) {
-      const code = e.body?.error?.code;
-      if (code === "build_pending" || code === "build_failed") {
-        // Not run: its dependencies are not ready and no earlier version can serve.
-        $("#result").innerHTML = `<div class="notice ${code === "build_failed" ? "failed" : "building"}" id="build-refusal" role="alert">
-          <strong>${code === "build_failed" ? "Not run: its dependencies failed to build. Fix them in the editor and save." : "Not run yet: its dependencies are still building. Run it again when the build below is ready."}</strong>
-          <p>${esc(e.message)}</p></div>`;
-      } else {
-        $("#result").innerHTML = `<div class="field-error">${esc(e.message)}</div>`;
-      }
+      $("#result").innerHTML = refusal(e);
     } finally {
       $("#run").disabled = false;
     }
   });
+  $("#run-async").addEventListener("click", async () => {
+    const input = readEvent();
+    if (!input) return;
+    const run = ++runs;
+    const result = $("#result");
+    $("#run-async").disabled = true;
+    result.innerHTML = `<div class="empty">Queueing…</div>`;
+    let a, res;
+    try {
+      ({ data: a, res } = await request("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke`, input.event, { headers: { prefer: "respond-async" } }));
+    } catch (e) {
+      result.innerHTML = e.body?.error?.code === "async_queue_full"
+        ? `<div class="notice failed" role="alert"><strong>Not queued: the asynchronous queue is full.</strong><p>${esc(e.message)}</p></div>` : refusal(e);
+      return;
+    } finally {
+      $("#run-async").disabled = false;
+    }
+    if (res.status !== 202) { result.innerHTML = resultPanel(a); return; } // the server ran it at once
+    result.innerHTML = `<div class="notice" id="async-accepted"><strong>Accepted (202):</strong> execution <span class="mono" id="async-execution">${esc(a.execution_id)}</span>
+      · request <a class="mono" id="async-request" href="#/executions/${encodeURIComponent(a.request_id)}">${esc(a.request_id)}</a>
+      <p id="async-state" aria-live="polite">${badge(a.status || "queued")} waiting for the first attempt…</p></div><div id="async-result"></div>`;
+    followCall(f, a.request_id, result.querySelector("#async-state"), result.querySelector("#async-result"), () => run === runs);
+  });
+  drawSchedules(f, $("#schedules-panel"));
 };
+
+/** Follows an asynchronous call's attempts (GET /executions?request_id=) until it is final:
+ *  its latest attempt succeeded, or failed and it is in the dead letters. Stops when
+ *  `current()` turns false (another run, or the page was left) or after 10 minutes. */
+async function followCall(f, requestId, stateEl, resultEl, current) {
+  const until = Date.now() + 600000;
+  let shown = "";
+  while (current() && Date.now() < until) {
+    let list;
+    try { list = await api("GET", `/api/v1/executions?${new URLSearchParams({ request_id: requestId, trigger: "all", limit: "100" })}`); } catch (e) {
+      stateEl.innerHTML = `<span class="field-error">Not followed: ${esc(e.message)}</span>`;
+      return;
+    }
+    if (!current()) return;
+    const latest = list.reduce((a, e) => (!a || (e.attempt ?? 1) > (a.attempt ?? 1) ? e : a), null);
+    if (latest) {
+      const n = latest.attempt ?? 1;
+      const key = `${latest.id}:${latest.status}`;
+      if (latest.status === "success") {
+        stateEl.innerHTML = `${badge("success")} attempt ${esc(n)} succeeded`;
+        resultEl.innerHTML = resultPanel(latest);
+        return;
+      }
+      if (latest.status === "queued") {
+        stateEl.innerHTML = `${badge("queued")} attempt ${esc(n)} waiting${n > 1 ? " (retry after a backoff)" : ""}…`;
+      } else {
+        let dead;
+        try { await api("GET", `/api/v1/dead-letters/${encodeURIComponent(requestId)}`); dead = true; } catch (e) {
+          dead = e.status === 404 ? false : n > (f.max_retries ?? 2); // no access to the dead letters: count the attempts
+        }
+        if (!current()) return;
+        if (dead) {
+          stateEl.innerHTML = `${badge(latest.status)} given up after attempt ${esc(n)}: the call is in the <a href="#/dead-letters">dead letters</a>`;
+          resultEl.innerHTML = resultPanel(latest);
+          return;
+        }
+        stateEl.innerHTML = `${badge(latest.status)} attempt ${esc(n)} failed; it will be retried…`;
+      }
+      if (key !== shown && latest.status !== "queued") resultEl.innerHTML = resultPanel(latest);
+      shown = key;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// ---------- Schedules (on a function's page) ----------
+function drawSchedules(f, panel) {
+  const base = `/api/v1/functions/${encodeURIComponent(f.name)}/schedules`;
+  const zones = (() => { try { return Intl.supportedValuesOf("timeZone"); } catch { return ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "Asia/Tokyo"]; } })();
+  panel.innerHTML = `<h2>Schedules <span class="muted" style="font-size:13px;font-weight:normal">each tick makes one asynchronous call (trigger <span class="mono">schedule</span>)</span></h2>
+    <div class="table-wrap"><table id="sched-table" class="stack"><thead><tr><th scope="col">Cron</th><th scope="col">Time zone</th><th scope="col">State</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Input</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+      <tbody id="sched-rows"><tr><td colspan="7" class="empty">Loading…</td></tr></tbody></table></div>
+    <form id="sched-form" novalidate style="margin-top:12px"><div class="row">
+      <div class="field"><label for="sched-cron">Cron</label><input id="sched-cron" class="mono" required placeholder="*/5 * * * *" spellcheck="false" autocomplete="off" aria-describedby="sched-cron-hint err-sched-cron">
+        <div class="muted hint" id="sched-cron-hint">5 fields (minute hour day month weekday), or 6 with seconds first</div><div class="field-error" id="err-sched-cron"></div></div>
+      <div class="field"><label for="sched-timezone">Time zone</label><input id="sched-timezone" list="sched-zones" value="UTC" spellcheck="false" autocomplete="off" aria-describedby="err-sched-timezone">
+        <datalist id="sched-zones">${zones.map((z) => `<option value="${esc(z)}">`).join("")}</datalist><div class="field-error" id="err-sched-timezone"></div></div>
+      <div class="field" style="flex:2"><label for="sched-input">Input (JSON)</label><input id="sched-input" class="mono" value="${esc(JSON.stringify(f.sample_input ?? {}))}" aria-describedby="err-sched-input"><div class="field-error" id="err-sched-input"></div></div>
+      <div class="field" style="flex:0;min-width:0"><label for="sched-enabled" style="white-space:nowrap"><input type="checkbox" id="sched-enabled" checked style="width:auto;vertical-align:middle"> Enabled</label></div>
+      <div class="field" style="flex:0"><button class="primary" type="submit" id="sched-add">Add schedule</button></div>
+    </div><div class="field-error" id="err-sched-form"></div></form>`;
+  const rows = panel.querySelector("#sched-rows"), form = panel.querySelector("#sched-form");
+  const td = (label, html) => `<td data-label="${label}">${html}</td>`;
+  const row = (x) => `<tr data-schedule="${esc(x.id)}">
+    ${td("Cron", `<span class="mono">${esc(x.cron)}</span>`)}${td("Time zone", esc(x.timezone))}
+    ${td("State", x.enabled ? '<span class="badge success">enabled</span>' : '<span class="badge">disabled</span>')}
+    ${td("Next run", x.next_run ? `<span title="${esc(x.next_run)}">${esc(fmtTime(x.next_run))}</span>` : '<span class="muted">–</span>')}
+    ${td("Last run", x.last_run ? `<span title="${esc(x.last_run)}">${esc(fmtTime(x.last_run))}</span>` : '<span class="muted">never</span>')}
+    ${td("Input", `<span class="mono">${esc(JSON.stringify(x.input ?? {}))}</span>`)}
+    ${td("Actions", `<button type="button" data-toggle="${esc(x.id)}" data-enabled="${x.enabled}">${x.enabled ? "Disable" : "Enable"}</button> <button type="button" class="danger" data-sched-delete="${esc(x.id)}">Delete</button>`)}</tr>`;
+  const load = async () => {
+    let list;
+    try { list = await api("GET", base); } catch (e) {
+      if (e.status === 401) return;
+      rows.innerHTML = `<tr><td colspan="7" class="field-error">Schedules not loaded: ${esc(e.message)}</td></tr>`;
+      return;
+    }
+    rows.innerHTML = list.length ? list.map(row).join("") : `<tr><td colspan="7" class="empty">No schedules. Add one below.</td></tr>`;
+  };
+  rows.addEventListener("click", async (ev) => {
+    const toggle = ev.target.closest("[data-toggle]"), del = ev.target.closest("[data-sched-delete]");
+    try {
+      if (toggle) {
+        toggle.disabled = true;
+        const enabled = toggle.dataset.enabled !== "true";
+        await api("PATCH", `/api/v1/schedules/${encodeURIComponent(toggle.dataset.toggle)}`, { enabled });
+        toast(`Schedule ${enabled ? "enabled" : "disabled"}`);
+      } else if (del) {
+        if (!confirm("Delete this schedule? Calls it already made stay on record.")) return;
+        await api("DELETE", `/api/v1/schedules/${encodeURIComponent(del.dataset.schedDelete)}`);
+        toast("Schedule deleted");
+      } else return;
+    } catch (e) { toast(e.message, true); }
+    load();
+  });
+  const fieldErr = (field, msg) => {
+    const el = form.querySelector(`#err-sched-${field}`) || form.querySelector("#err-sched-form");
+    el.textContent = msg;
+    el.closest(".field")?.classList.add("invalid");
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    form.querySelectorAll(".field").forEach((x) => x.classList.remove("invalid"));
+    form.querySelectorAll(".field-error").forEach((x) => { x.textContent = ""; });
+    const cron = form.querySelector("#sched-cron").value.trim();
+    if (!cron) { fieldErr("cron", "a cron pattern is needed, e.g. */5 * * * *"); return; }
+    let input;
+    try { input = JSON.parse(form.querySelector("#sched-input").value || "{}"); } catch (e) { fieldErr("input", "not valid JSON: " + e.message); return; }
+    const body = { cron, input, enabled: form.querySelector("#sched-enabled").checked };
+    const tz = form.querySelector("#sched-timezone").value.trim();
+    if (tz) body.timezone = tz;
+    form.querySelector("#sched-add").disabled = true;
+    try {
+      const x = await api("POST", base, body);
+      toast(`Schedule added${x.next_run ? `; next run ${fmtTime(x.next_run)}` : ""}`);
+      form.querySelector("#sched-cron").value = "";
+      await load();
+    } catch (e) {
+      const fields = e.body?.error?.fields;
+      if (fields?.length) for (const fe of fields) fieldErr(String(fe.field).replace(/^\./, "").split(/[.[]/)[0], fe.message);
+      else fieldErr("form", e.message);
+    } finally {
+      form.querySelector("#sched-add").disabled = false;
+    }
+  });
+  load();
+  const timer = setInterval(() => { if (!document.hidden) load(); }, 15000);
+  onLeave(() => clearInterval(timer));
+}
 
 // ---------- Executions ----------
 pages.executions = async (main, requestId) => {
@@ -655,6 +822,75 @@ pages.executions = async (main, requestId) => {
   onLeave(() => es.close());
 };
 
+// ---------- Dead letters ----------
+pages["dead-letters"] = async (main) => {
+  main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Dead letters</h1><span class="muted" id="dl-count"></span></div>
+    <p class="muted" style="margin-top:0">Asynchronous calls given up after their last attempt (the function's retries), kept with their input and last error.
+      Retry queues one again under its request id; Discard drops it (an admin key is needed; its attempts stay on record).</p>
+    <div class="panel table-wrap"><table id="dl-table" class="stack"><thead><tr><th scope="col">Function</th><th scope="col">Trigger</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Failed</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+      <tbody id="dl-rows"><tr><td colspan="6" class="empty">Loading…</td></tr></tbody></table></div>
+    <div class="panel" id="dl-detail" hidden></div>`;
+  const rows = $("#dl-rows"), count = $("#dl-count"), detail = $("#dl-detail");
+  const td = (label, html) => `<td data-label="${label}">${html}</td>`;
+  const row = (d) => `<tr class="clickable" tabindex="0" data-letter="${esc(d.id)}">
+    ${td("Function", `<a href="#/execute/${encodeURIComponent(d.function)}">${esc(d.function)}</a>`)}${td("Trigger", esc(d.trigger))}${td("Attempts", esc(d.attempts))}
+    ${td("Last error", `<span class="dl-error" title="${esc(errText(d.last_error))}">${esc(errText(d.last_error))}</span>`)}
+    ${td("Failed", `<span title="${esc(d.failed_at)}">${esc(fmtTime(d.failed_at))}</span>`)}
+    ${td("Actions", `<button type="button" data-retry="${esc(d.id)}">Retry</button> <button type="button" class="danger" data-discard="${esc(d.id)}">Discard</button>`)}</tr>`;
+  const load = async () => {
+    let r;
+    try { r = await api("GET", "/api/v1/dead-letters?limit=200"); } catch (e) {
+      if (e.status !== 401) rows.innerHTML = `<tr><td colspan="6" class="field-error">Not loaded: ${esc(e.message)}</td></tr>`;
+      return;
+    }
+    const list = r.dead_letters || [];
+    count.textContent = r.total > list.length ? `${list.length} of ${r.total} shown` : plural(r.total ?? list.length, "dead letter");
+    rows.innerHTML = list.length ? list.map(row).join("") : `<tr><td colspan="6" class="empty">No dead letters: every asynchronous call succeeded or is still being tried.</td></tr>`;
+  };
+  const show = async (id) => {
+    let d;
+    try { d = await api("GET", `/api/v1/dead-letters/${encodeURIComponent(id)}`); } catch (e) { toast(e.message, true); return; }
+    let input = d.input;
+    try { input = JSON.stringify(JSON.parse(d.input), null, 2); } catch { /* shown as it is */ }
+    detail.hidden = false;
+    detail.innerHTML = `<div class="row" style="justify-content:space-between"><h2>${esc(d.function)} · <span class="mono">${esc(d.id)}</span></h2><button type="button" id="dl-close">Close</button></div>
+      <dl class="kv"><dt>Trigger</dt><dd>${esc(d.trigger)}</dd><dt>Attempts</dt><dd>${esc(d.attempts)}</dd>
+        <dt>Accepted</dt><dd>${esc(fmtTime(d.enqueued_at))}</dd><dt>Given up</dt><dd>${esc(fmtTime(d.failed_at))}</dd>
+        <dt>Attempts' records</dt><dd><a href="#/executions/${encodeURIComponent(d.id)}" id="dl-attempts">every attempt of this call</a></dd></dl>
+      <h2>Last error</h2><pre id="dl-last-error">${esc(errText(d.last_error))}</pre>
+      <h2>Input</h2><pre id="dl-input">${esc(input)}</pre>`;
+    detail.querySelector("#dl-close").addEventListener("click", () => { detail.hidden = true; });
+    detail.scrollIntoView({ behavior: "smooth" });
+  };
+  rows.addEventListener("click", async (ev) => {
+    const retry = ev.target.closest("[data-retry]"), discard = ev.target.closest("[data-discard]");
+    if (retry) {
+      retry.disabled = true;
+      try {
+        const a = await api("POST", `/api/v1/dead-letters/${encodeURIComponent(retry.dataset.retry)}/retry`);
+        toast(`Queued again: execution ${a.execution_id}`);
+        detail.hidden = true;
+      } catch (e) { toast(e.message, true); }
+      load();
+    } else if (discard) {
+      if (!confirm("Discard this dead letter? The call will not be tried again.")) return;
+      try {
+        await api("DELETE", `/api/v1/dead-letters/${encodeURIComponent(discard.dataset.discard)}`);
+        toast("Dead letter discarded");
+        detail.hidden = true;
+      } catch (e) { toast(e.status === 403 ? "Discarding needs an admin key." : e.message, true); }
+      load();
+    } else {
+      const tr = ev.target.closest("tr[data-letter]");
+      if (tr && !ev.target.closest("a")) show(tr.dataset.letter);
+    }
+  });
+  rows.addEventListener("keydown", (ev) => { const tr = ev.target.closest("tr[data-letter]"); if (tr && ev.key === "Enter" && ev.target === tr) show(tr.dataset.letter); });
+  await load();
+  const timer = setInterval(() => { if (!document.hidden) load(); }, 10000);
+  onLeave(() => clearInterval(timer));
+};
+
 // ---------- charts ----------
 function timeChart(el, title, series, data, yLabel, xRange) {
   el.innerHTML = "";
@@ -684,6 +920,7 @@ pages.dashboard = async (main) => {
       <div class="field"><label for="d-runtime">Runtime</label><select id="d-runtime"><option value="">Both</option><option>docker</option><option>gvisor</option></select></div>
       <div class="field"><label for="d-range">Time range</label><select id="d-range"><option value="15m">Last 15 minutes</option><option value="1h" selected>Last hour</option><option value="24h">Last 24 hours</option><option value="7d">Last 7 days</option></select></div>
     </div></div>
+    <div class="stats" id="d-queue" hidden style="margin-bottom:10px"></div>
     <div class="stats" id="d-stats"></div>
     <div class="grid" style="margin-top:16px">
       <div class="panel"><div class="chart" id="chart-latency" role="img" aria-label="Latency over time"></div></div>
@@ -764,9 +1001,18 @@ pages.dashboard = async (main) => {
     const live = v.nodes.filter((n) => n.live).length;
     clusterLine.innerHTML = `<a href="#/cluster">Cluster: ${live === v.nodes.length ? "" : `${live} of `}${plural(v.nodes.length, "node")} live</a>`;
   };
+  // The asynchronous queue, for the whole server (the filters above do not apply).
+  const queueStats = $("#d-queue");
+  const drawQueue = async () => {
+    const q = await api("GET", "/api/v1/queue").catch(() => null);
+    queueStats.hidden = !q;
+    if (!q) return;
+    queueStats.innerHTML = `<div class="stat"><div class="l">Async queue</div><div class="v" id="stat-queue-depth">${esc(q.depth)}</div><div class="muted hint">waiting, backing off or running · at most ${esc(q.max_depth)}</div></div>
+      <div class="stat${q.dead_letters ? " warn" : ""}"><div class="l">Dead letters</div><div class="v"><a href="#/dead-letters" id="stat-dead-letters">${esc(q.dead_letters)}</a></div><div class="muted hint">calls given up after their last attempt</div></div>`;
+  };
   main.querySelectorAll("select").forEach((s) => s.addEventListener("change", draw));
-  await Promise.all([draw(), drawCluster()]);
-  const timer = setInterval(() => { draw(); drawCluster(); }, 10000);
+  await Promise.all([draw(), drawCluster(), drawQueue()]);
+  const timer = setInterval(() => { draw(); drawCluster(); drawQueue(); }, 10000);
   onLeave(() => clearInterval(timer));
 };
 
