@@ -257,7 +257,7 @@ pages.create = async (main, editName) => {
       <div class="field"><label for="timeout_ms">Timeout (ms, ${LIMITS.timeout_ms.join("–")})</label><input id="timeout_ms" type="number" min="${LIMITS.timeout_ms[0]}" max="${LIMITS.timeout_ms[1]}" value="5000" aria-describedby="err-timeout_ms"><div class="field-error" id="err-timeout_ms"></div></div>
       <div class="field"><label for="memory_mb">Memory (MB, ${LIMITS.memory_mb.join("–")})</label><input id="memory_mb" type="number" min="${LIMITS.memory_mb[0]}" max="${LIMITS.memory_mb[1]}" value="128" aria-describedby="err-memory_mb"><div class="field-error" id="err-memory_mb"></div></div>
       <div class="field"><label for="concurrency">Concurrency (${LIMITS.concurrency.join("–")})</label><input id="concurrency" type="number" min="1" max="64" value="4" aria-describedby="err-concurrency"><div class="field-error" id="err-concurrency"></div></div>
-      <div class="field"><label for="max_retries">Async retries (${LIMITS.max_retries.join("–")})</label><input id="max_retries" type="number" min="${LIMITS.max_retries[0]}" max="${LIMITS.max_retries[1]}" step="1" value="2" aria-describedby="max_retries-hint err-max_retries"><div class="muted hint" id="max_retries-hint">Retries of a failed asynchronous call before it goes to the dead letters</div><div class="field-error" id="err-max_retries"></div></div>
+      <div class="field"><label for="max_retries">Async retries (${LIMITS.max_retries.join("–")})</label><input id="max_retries" type="number" min="${LIMITS.max_retries[0]}" max="${LIMITS.max_retries[1]}" step="1" value="2" title="Retries of a failed asynchronous call before it goes to the dead letters" aria-describedby="max_retries-hint err-max_retries"><div class="sr-only" id="max_retries-hint">Retries of a failed asynchronous call before it goes to the dead letters</div><div class="field-error" id="err-max_retries"></div></div>
     </div>
     <div class="field"><label for="description">Description</label><input id="description" aria-describedby="err-description"><div class="field-error" id="err-description"></div></div>
     <div class="field" id="http-field"><label for="http">HTTP trigger (function URL)</label>
@@ -624,7 +624,7 @@ pages.execute = async (main, name) => {
     if (res.status !== 202) { result.innerHTML = resultPanel(a); return; } // the server ran it at once
     result.innerHTML = `<div class="notice" id="async-accepted"><strong>Accepted (202):</strong> execution <span class="mono" id="async-execution">${esc(a.execution_id)}</span>
       · request <a class="mono" id="async-request" href="#/executions/${encodeURIComponent(a.request_id)}">${esc(a.request_id)}</a>
-      <p id="async-state" aria-live="polite">${badge(a.status || "queued")} waiting for the first attempt…</p></div><div id="async-result"></div>`;
+      <p id="async-state" aria-live="polite">${badge(a.status || "queued")} waiting for the first attempt…</p></div><div id="async-result" style="margin-top:12px"></div>`;
     followCall(f, a.request_id, result.querySelector("#async-state"), result.querySelector("#async-result"), () => run === runs);
   });
   drawSchedules(f, $("#schedules-panel"));
@@ -687,8 +687,8 @@ function drawSchedules(f, panel) {
       <div class="field"><label for="sched-timezone">Time zone</label><input id="sched-timezone" list="sched-zones" value="UTC" spellcheck="false" autocomplete="off" aria-describedby="err-sched-timezone">
         <datalist id="sched-zones">${zones.map((z) => `<option value="${esc(z)}">`).join("")}</datalist><div class="field-error" id="err-sched-timezone"></div></div>
       <div class="field" style="flex:2"><label for="sched-input">Input (JSON)</label><input id="sched-input" class="mono" value="${esc(JSON.stringify(f.sample_input ?? {}))}" aria-describedby="err-sched-input"><div class="field-error" id="err-sched-input"></div></div>
-      <div class="field" style="flex:0;min-width:0"><label for="sched-enabled" style="white-space:nowrap"><input type="checkbox" id="sched-enabled" checked style="width:auto;vertical-align:middle"> Enabled</label></div>
-      <div class="field" style="flex:0"><button class="primary" type="submit" id="sched-add">Add schedule</button></div>
+      <div class="field check-field"><label for="sched-enabled"><input type="checkbox" id="sched-enabled" checked> Enabled</label></div>
+      <div class="field" style="flex:0 0 auto;min-width:0"><button class="primary" type="submit" id="sched-add" style="white-space:nowrap">Add schedule</button></div>
     </div><div class="field-error" id="err-sched-form"></div></form>`;
   const rows = panel.querySelector("#sched-rows"), form = panel.querySelector("#sched-form");
   const td = (label, html) => `<td data-label="${label}">${html}</td>`;
