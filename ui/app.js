@@ -683,13 +683,14 @@ function drawSchedules(f, panel) {
       <tbody id="sched-rows"><tr><td colspan="7" class="empty">Loading…</td></tr></tbody></table></div>
     <form id="sched-form" novalidate style="margin-top:12px"><div class="row">
       <div class="field"><label for="sched-cron">Cron</label><input id="sched-cron" class="mono" required placeholder="*/5 * * * *" spellcheck="false" autocomplete="off" aria-describedby="sched-cron-hint err-sched-cron">
-        <div class="muted hint" id="sched-cron-hint">5 fields (minute hour day month weekday), or 6 with seconds first</div><div class="field-error" id="err-sched-cron"></div></div>
+        <div class="field-error" id="err-sched-cron"></div></div>
       <div class="field"><label for="sched-timezone">Time zone</label><input id="sched-timezone" list="sched-zones" value="UTC" spellcheck="false" autocomplete="off" aria-describedby="err-sched-timezone">
         <datalist id="sched-zones">${zones.map((z) => `<option value="${esc(z)}">`).join("")}</datalist><div class="field-error" id="err-sched-timezone"></div></div>
       <div class="field" style="flex:2"><label for="sched-input">Input (JSON)</label><input id="sched-input" class="mono" value="${esc(JSON.stringify(f.sample_input ?? {}))}" aria-describedby="err-sched-input"><div class="field-error" id="err-sched-input"></div></div>
       <div class="field check-field"><label for="sched-enabled"><input type="checkbox" id="sched-enabled" checked> Enabled</label></div>
       <div class="field" style="flex:0 0 auto;min-width:0"><button class="primary" type="submit" id="sched-add" style="white-space:nowrap">Add schedule</button></div>
-    </div><div class="field-error" id="err-sched-form"></div></form>`;
+    </div><div class="field-error" id="err-sched-form"></div>
+    <p class="muted hint" id="sched-cron-hint" style="margin:0">Cron: 5 fields (minute hour day-of-month month day-of-week, e.g. <span class="mono">*/5 * * * *</span> or <span class="mono">0 9 * * MON-FRI</span>), or 6 with seconds first.</p></form>`;
   const rows = panel.querySelector("#sched-rows"), form = panel.querySelector("#sched-form");
   const td = (label, html) => `<td data-label="${label}">${html}</td>`;
   const row = (x) => `<tr data-schedule="${esc(x.id)}">
