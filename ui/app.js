@@ -722,7 +722,7 @@ function drawSchedules(f, panel) {
         await api("DELETE", `/api/v1/schedules/${encodeURIComponent(del.dataset.schedDelete)}`);
         toast("Schedule deleted");
       } else return;
-    } catch (e) { toast(e.message, true); }
+    } catch (e) { toast(e.status === 403 ? "Changing schedules needs an admin key." : e.message, true); }
     load();
   });
   const fieldErr = (field, msg) => {
@@ -827,7 +827,7 @@ pages.executions = async (main, requestId) => {
 pages["dead-letters"] = async (main) => {
   main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Dead letters</h1><span class="muted" id="dl-count"></span></div>
     <p class="muted" style="margin-top:0">Asynchronous calls given up after their last attempt (the function's retries), kept with their input and last error.
-      Retry queues one again under its request id; Discard drops it (an admin key is needed; its attempts stay on record).</p>
+      Retry queues one again under its request id; Discard drops it (its attempts stay on record). Both need an admin key.</p>
     <div class="panel table-wrap"><table id="dl-table" class="stack"><thead><tr><th scope="col">Function</th><th scope="col">Trigger</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Failed</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
       <tbody id="dl-rows"><tr><td colspan="6" class="empty">Loading…</td></tr></tbody></table></div>
     <div class="panel" id="dl-detail" hidden></div>`;
@@ -871,7 +871,7 @@ pages["dead-letters"] = async (main) => {
         const a = await api("POST", `/api/v1/dead-letters/${encodeURIComponent(retry.dataset.retry)}/retry`);
         toast(`Queued again: execution ${a.execution_id}`);
         detail.hidden = true;
-      } catch (e) { toast(e.message, true); }
+      } catch (e) { toast(e.status === 403 ? "Retrying needs an admin key." : e.message, true); }
       load();
     } else if (discard) {
       if (!confirm("Discard this dead letter? The call will not be tried again.")) return;

@@ -66,7 +66,8 @@ pub enum Command {
     /// Asynchronous calls given up after their last attempt: list, inspect, retry or discard them.
     #[command(name = "dead-letters", subcommand)]
     DeadLetters(DeadLetterCommand),
-    /// A function's schedules: cron patterns that make one asynchronous call per tick.
+    /// A function's schedules: cron patterns that make one asynchronous call per tick
+    /// (changing them needs an admin key).
     #[command(subcommand)]
     Schedules(ScheduleCommand),
     /// Show the asynchronous queue: calls waiting or running, dead letters, and its bound.
@@ -130,7 +131,7 @@ pub enum DeadLetterCommand {
     },
     /// Show one dead letter in full: its input, attempts and last error.
     Get { id: String },
-    /// Queue the call again (a new round of attempts under the same request id).
+    /// Queue the call again (a new round of attempts under the same request id). Needs an admin key.
     Retry { id: String },
     /// Discard a dead letter (its attempts' execution records stay). Needs an admin key.
     Discard { id: String },
