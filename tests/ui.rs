@@ -623,3 +623,80 @@ async fn browser_http_trigger() {
     assert_eq!(f["http"], "key");
     c.close().await.expect("close");
 }
+
+/// Asynchronous calls, dead letters and schedules in the browser: "Invoke async" follows a
+/// failing call's attempts to the dead letters; the Dead letters page retries and discards; a
+/// schedule made from the function's page fires and is deleted there; the dashboard counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_async_dead_letters_and_schedules() {
+    let s = TestServer::start(&["--prewarm", "0", "--retry-base-ms", "100"]).await;
+    s.require_runtimes().await;
+    s.create("flaky-ui", "python", "docker", "def handler(event, context):\n    raise ValueError('no <b>luck</b>')\n", json!({"max_retries": 1})).await;
+    s.create("tick-ui", "python", "docker", "def handler(event, context):\n    return event\n", json!({})).await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+    // Confirmation dialogs answer yes (headless Chromium would wait on them).
+    let yes = "window.confirm = () => true; return true;";
+
+    c.goto(&format!("{base}/#/execute/flaky-ui")).await.expect("open execute");
+    wait_js(&c, "document.querySelector('#run-async')", "the Invoke async button").await;
+    c.find(Locator::Css("#run-async")).await.expect("button").click().await.expect("click");
+    wait_js(&c, "document.body.textContent.includes('Accepted (202)')", "the 202").await;
+    wait_js(&c, "document.body.textContent.includes('given up after attempt 2')", "the attempts followed to the dead letters").await;
+    let escaped = c.execute("return document.body.innerHTML.includes('no &lt;b&gt;luck&lt;/b&gt;');", vec![]).await.expect("html");
+    assert_eq!(escaped, json!(true), "the error text is escaped");
+    shot(&c, "async-01-invoke").await;
+
+    let (_, listed) = s.get("/api/v1/dead-letters").await;
+    let id = listed["dead_letters"][0]["id"].as_str().expect("a dead letter").to_owned();
+    open_hash(&c, "#/dead-letters").await;
+    wait_js(&c, "document.querySelector('#dl-rows')?.textContent.includes('flaky-ui')", "the dead letter listed").await;
+    shot(&c, "async-02-dead-letters").await;
+    c.find(Locator::Css("[data-retry]")).await.expect("retry").click().await.expect("click retry");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, l) = s.get(&format!("/api/v1/dead-letters/{id}")).await;
+        if status == 200 && l["attempts"] == json!(4) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retry from the page did not run a new round: {l}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    open_hash(&c, "#/functions").await;
+    open_hash(&c, "#/dead-letters").await;
+    wait_js(&c, "document.querySelector('#dl-rows')?.textContent.includes('flaky-ui') && document.querySelector('[data-discard]')", "the discard button").await;
+    c.execute(yes, vec![]).await.expect("confirm");
+    c.find(Locator::Css("[data-discard]")).await.expect("discard").click().await.expect("click discard");
+    wait_js(&c, "document.querySelector('#dl-rows')?.textContent.includes('flaky-ui') === false", "the dead letter gone from the page").await;
+    let (status, _) = s.get(&format!("/api/v1/dead-letters/{id}")).await;
+    assert_eq!(status, 404);
+
+    // A schedule from the function's page.
+    open_hash(&c, "#/execute/tick-ui").await;
+    wait_js(&c, "document.querySelector('#sched-form')", "the schedule form").await;
+    set_value(&c, "#sched-cron", "* * * * * *").await;
+    set_value(&c, "#sched-input", r#"{"from":"ui"}"#).await;
+    c.find(Locator::Css("#sched-add")).await.expect("add").click().await.expect("click add");
+    wait_js(&c, "document.querySelector('#sched-rows [data-schedule]')", "the schedule listed").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, fired) = s.get("/api/v1/executions?function=tick-ui&trigger=schedule").await;
+        if fired.as_array().is_some_and(|v| v.iter().any(|e| e["status"] == json!("success") && e["output"] == json!({"from": "ui"}))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the schedule made in the page did not fire: {fired}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(&c, "async-03-schedule").await;
+    c.execute(yes, vec![]).await.expect("confirm");
+    c.find(Locator::Css("[data-sched-delete]")).await.expect("delete").click().await.expect("click delete");
+    wait_js(&c, "!document.querySelector('#sched-rows [data-schedule]')", "the schedule gone from the page").await;
+    let (_, left) = s.get("/api/v1/functions/tick-ui/schedules").await;
+    assert_eq!(left, json!([]));
+
+    open_hash(&c, "#/dashboard").await;
+    wait_js(&c, "document.querySelector('#stat-dead-letters')?.textContent === '0'", "the dead-letter count on the dashboard").await;
+    shot(&c, "async-04-dashboard").await;
+    c.close().await.expect("close");
+}

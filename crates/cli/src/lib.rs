@@ -743,6 +743,22 @@ async fn wait_for_call(client: &Client, name: &str, request_id: &str, timeout_s:
     loop {
         let list = client.ok(reqwest::Method::GET, &path, None).await?;
         let latest = list.as_array().into_iter().flatten().max_by_key(|e| e["attempt"].as_u64().unwrap_or(1)).cloned();
+        // Earlier failed attempts that ran between two polls are said too, in order.
+        let latest_n = latest.as_ref().and_then(|e| e["attempt"].as_u64()).unwrap_or(1);
+        let mut earlier: Vec<&Value> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["attempt"].as_u64().is_some_and(|n| n > said && n < latest_n) && e["status"] != json!("queued"))
+            .collect();
+        earlier.sort_by_key(|e| e["attempt"].as_u64());
+        for e in earlier {
+            let n = e["attempt"].as_u64().unwrap_or(1);
+            if !quiet {
+                eprintln!("attempt {n}: {} ({}); retrying", cell(&e["status"]), error_cell(&e["error"], 100));
+            }
+            said = n;
+        }
         if let Some(e) = latest.filter(|e| e["status"] != json!("queued")) {
             if e["status"] == json!("success") {
                 return Ok(Some(e));

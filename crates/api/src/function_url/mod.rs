@@ -47,7 +47,10 @@ fn not_found(name: &str) -> ApiError {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "What the function answered: its `statusCode` (any status), headers and body; a result without `statusCode` is sent as JSON",
-            content_type = "*/*", body = String,
+            content_type = "*/*", body = serde_json::Value,
+            headers(("x-fnbox-execution-id" = String, description = "The execution's id"))),
+        (status = "default", description = "Any other status the function's `statusCode` chose, with its headers and body",
+            content_type = "*/*", body = serde_json::Value,
             headers(("x-fnbox-execution-id" = String, description = "The execution's id"))),
         (status = 401, description = "The function's `http` is `key` and no valid API key was sent", body = ErrorBody),
         (status = 404, description = "No such function, or its `http` setting is `off` (`not_found`)", body = ErrorBody),
@@ -69,7 +72,10 @@ pub async fn call_root(state: State<AppState>, req: Request) -> Response {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "What the function answered: its `statusCode` (any status), headers and body; a result without `statusCode` is sent as JSON",
-            content_type = "*/*", body = String,
+            content_type = "*/*", body = serde_json::Value,
+            headers(("x-fnbox-execution-id" = String, description = "The execution's id"))),
+        (status = "default", description = "Any other status the function's `statusCode` chose, with its headers and body",
+            content_type = "*/*", body = serde_json::Value,
             headers(("x-fnbox-execution-id" = String, description = "The execution's id"))),
         (status = 401, description = "The function's `http` is `key` and no valid API key was sent", body = ErrorBody),
         (status = 404, description = "No such function, or its `http` setting is `off` (`not_found`)", body = ErrorBody),
