@@ -100,7 +100,9 @@ async fn nodes_starting_together_migrate_once() {
     let client = raw(&pg).await;
     let rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).await.expect("query");
     let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(got, [(1, "init".to_string()), (2, "dependencies".to_string())], "each migration once");
+    let names: Vec<(i64, String)> =
+        [(1, "init"), (2, "dependencies"), (3, "http"), (4, "queue")].into_iter().map(|(v, n)| (v, n.to_string())).collect();
+    assert_eq!(got, names, "each migration once");
 }
 
 /// Concurrent records share commits: rows inserted by one transaction share its `xmin`.
@@ -132,9 +134,11 @@ async fn concurrent_records_are_committed_in_batches() {
     assert_eq!(nodes.get::<_, i64>(0), n);
 }
 
-/// A record whose id is already taken fails alone; the others in its batch still commit.
+/// A record repeating the id of a final one (a late duplicate) is left out, the first record
+/// staying as it was, and it does not sink the others in its batch. (Only an asynchronous
+/// attempt's `queued` placeholder is ever replaced: see the conformance suite.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_record_does_not_sink_its_batch() {
+async fn a_duplicate_record_does_not_sink_its_batch() {
     let pg = Postgres::start();
     let store = Arc::new(PostgresStore::connect(&pg.url(), "n1").await.expect("connect"));
     let dup = execution();
@@ -142,15 +146,16 @@ async fn a_bad_record_does_not_sink_its_batch() {
     let mut handles = Vec::new();
     for i in 0..50 {
         let store = store.clone();
-        let e = if i == 25 { dup.clone() } else { execution() };
+        let e = if i == 25 { Execution { logs: "a late duplicate".into(), ..dup.clone() } } else { execution() };
         handles.push(tokio::spawn(async move { store.record_execution(e).await }));
     }
     let results: Vec<_> = futures_join(handles).await;
-    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1, "only the duplicate fails");
-    assert!(matches!(results[25], Err(StoreError::Backend(_))));
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
     let client = raw(&pg).await;
     let row = client.query_one("SELECT COUNT(*) FROM executions", &[]).await.expect("count");
     assert_eq!(row.get::<_, i64>(0), 50);
+    let kept = store.get_execution(dup.id).await.expect("get").expect("present");
+    assert_eq!(kept.logs, dup.logs, "the first record stays");
 }
 
 /// Logs may hold NUL (PostgreSQL text cannot): the record is kept, the NUL shown as U+FFFD.

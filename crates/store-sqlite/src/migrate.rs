@@ -76,7 +76,7 @@ mod tests {
             execution("e2", "fib"),
         ]
         .concat())?;
-        assert_eq!(run(&mut conn)?, vec![5, 6, 7, 9]);
+        assert_eq!(run(&mut conn)?, vec![5, 6, 7, 8, 9]);
         let names: Vec<String> =
             conn.prepare("SELECT name FROM functions ORDER BY name")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         assert_eq!(names, ["cmp-mine-docker", "fib"]);
