@@ -172,7 +172,9 @@ async fn no_sandbox_that_held_one_function_serves_another() {
     }
 }
 
-/// Silences the bootstrap's own leftover report, then leaves work burning CPU after the call.
+/// Silences the bootstrap's own leftover report, then leaves work burning CPU after the call
+/// (in Node a timer that spins without yielding: one that yields between bursts could get too
+/// little CPU to tell from idle on a loaded machine).
 fn sneaky_code(language: &str) -> &'static str {
     match language {
         "python" => {
@@ -182,7 +184,7 @@ fn sneaky_code(language: &str) -> &'static str {
         }
         _ => {
             "exports.handler = async () => {\n  process.getActiveResourcesInfo = () => [];\n  \
-             setInterval(() => { const t = Date.now(); while (Date.now() - t < 20) {} }, 1).unref();\n  \
+             setTimeout(() => { for (;;) {} }, 5).unref();\n  \
              return 'started';\n};\n"
         }
     }
