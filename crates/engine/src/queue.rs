@@ -299,10 +299,7 @@ impl Engine {
             Ok(f) => f,
             Err(EngineError::FunctionNotFound(name)) => {
                 let error = ErrorInfo::new("FunctionNotFound", format!("function `{name}` was deleted before this call ran"));
-                return match self.record_refused(item, &error).await {
-                    Ok(()) => Outcome::Refused(error),
-                    Err(e) => Outcome::NotStarted(e.to_string()),
-                };
+                return self.refuse(item, error).await;
             }
             Err(e) => return Outcome::NotStarted(e.to_string()),
         };
@@ -312,19 +309,13 @@ impl Engine {
             // run until someone changes the function, so the call is given up at once.
             Err(EngineError::BuildFailed { message, .. }) => {
                 let error = ErrorInfo::new("BuildFailed", format!("the function's dependencies failed to build: {message}"));
-                return match self.record_refused(item, &error).await {
-                    Ok(()) => Outcome::Refused(error),
-                    Err(e) => Outcome::NotStarted(e.to_string()),
-                };
+                return self.refuse(item, error).await;
             }
             Err(e) => return Outcome::NotStarted(e.to_string()),
         };
         let Ok(event) = RawValue::from_string(item.input.clone()) else {
             let error = ErrorInfo::new("InvalidInput", "the queued event is not JSON");
-            return match self.record_refused(item, &error).await {
-                Ok(()) => Outcome::Refused(error),
-                Err(e) => Outcome::NotStarted(e.to_string()),
-            };
+            return self.refuse(item, error).await;
         };
         let attempt = Attempt { id: item.execution_id, number: item.attempt, request_id: Some(item.id) };
         // Run here, not forwarded: in a cluster every node claims from the shared queue, and
@@ -333,39 +324,27 @@ impl Engine {
             Ok(e) => Outcome::Ran(Box::new(e)),
             Err(EngineError::FunctionNotFound(name)) => {
                 let error = ErrorInfo::new("FunctionNotFound", format!("function `{name}` was deleted before this call ran"));
-                match self.record_refused(item, &error).await {
-                    Ok(()) => Outcome::Refused(error),
-                    Err(e) => Outcome::NotStarted(e.to_string()),
-                }
+                self.refuse(item, error).await
             }
+            Err(e) => Outcome::NotStarted(e.to_string()),
+        }
+    }
+
+    /// Records an attempt that could not run at all as failed, and gives the call up.
+    async fn refuse(&self, item: &QueueItem, error: ErrorInfo) -> Outcome {
+        match self.record_refused(item, &error).await {
+            Ok(()) => Outcome::Refused(error),
             Err(e) => Outcome::NotStarted(e.to_string()),
         }
     }
 
     /// The final record of an attempt that could not run at all.
     async fn record_refused(&self, item: &QueueItem, error: &ErrorInfo) -> Result<(), EngineError> {
-        let mut e = self.store().get_execution(item.execution_id).await?.unwrap_or_else(|| Execution {
-            id: item.execution_id,
-            function: item.function.clone(),
-            version: 0,
-            runtime: fnbox_core::Runtime::Docker,
-            language: fnbox_core::Language::Python,
-            input: item.input.clone(),
-            output: None,
-            output_truncated: false,
-            status: ExecutionStatus::Queued,
-            error: None,
-            logs: String::new(),
-            started_at: Utc::now(),
-            duration_ms: 0.0,
-            exec_ms: None,
-            memory_bytes: None,
-            cold_start: false,
-            trigger: item.trigger,
-            node: self.node_id().map(str::to_owned),
-            attempt: item.attempt,
-            request_id: Some(item.id),
-        });
+        let mut e = match self.store().get_execution(item.execution_id).await? {
+            Some(e) => e,
+            // Its function is gone: the record names what the queue knew.
+            None => self.placeholder(item, item.function.clone(), 0, fnbox_core::Runtime::Docker, fnbox_core::Language::Python),
+        };
         e.status = ExecutionStatus::Error;
         e.error = Some(error.clone());
         e.started_at = Utc::now();
@@ -414,12 +393,16 @@ impl Engine {
 
     /// The `queued` placeholder of an attempt, replaced by its final record once it ran.
     pub(crate) fn queued_record(&self, f: &Function, item: &QueueItem) -> Execution {
+        self.placeholder(item, f.name.clone(), f.version, f.runtime, f.language)
+    }
+
+    fn placeholder(&self, item: &QueueItem, function: String, version: u32, runtime: fnbox_core::Runtime, language: fnbox_core::Language) -> Execution {
         Execution {
             id: item.execution_id,
-            function: f.name.clone(),
-            version: f.version,
-            runtime: f.runtime,
-            language: f.language,
+            function,
+            version,
+            runtime,
+            language,
             input: truncate_text(&item.input, self.limits().max_recorded_bytes).0,
             output: None::<RawJson>,
             output_truncated: false,
