@@ -27,7 +27,7 @@ async fn kill_9_under_load_loses_no_answered_execution() {
     let mut s = TestServer::start(&[]).await;
     s.require_runtimes().await;
     let instance = fnbox_sandbox::docker::instance_id(&s.data_dir());
-    s.create("slow", "python", "docker", SLOW, json!({"concurrency": CLIENTS, "timeout_ms": 5000})).await;
+    s.create("slow", "python", "docker", SLOW, json!({"concurrency": CLIENTS + 1, "timeout_ms": 10000})).await;
     assert_eq!(s.invoke("slow", &json!({"s": 0, "i": 0})).await["output"], json!(0));
     // Reach steady state first: a few rounds of 8 slow calls grow the pool to 8 sandboxes.
     let http0 = reqwest::Client::new();
@@ -67,8 +67,16 @@ async fn kill_9_under_load_loses_no_answered_execution() {
             })
         })
         .collect();
+    // One long call is surely past the in-flight journal's grace at the kill (the 8 clients
+    // run in lockstep, so the kill can fall within the first 100 ms of all their calls, which
+    // are then, by design, not journalled: none was answered).
+    let long = {
+        let req = http.post(format!("{}/api/v1/functions/slow/invoke", s.url)).json(&json!({"s": 8, "i": -1}));
+        tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+    };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let dir = s.crash();
+    assert!(long.await.expect("long call task").is_err(), "the long call was cut short by the kill");
     for c in clients {
         c.await.expect("client task");
     }
@@ -93,6 +101,8 @@ async fn kill_9_under_load_loses_no_answered_execution() {
     let all = all.as_array().cloned().unwrap_or_default();
     let interrupted: Vec<&Value> = all.iter().filter(|e| e["error"]["type"] == json!("Interrupted")).collect();
     assert!(!interrupted.is_empty(), "the calls running at the crash are recorded as interrupted: {all:?}");
+    let long_one = |e: &&&Value| serde_json::from_str::<Value>(e["input"].as_str().unwrap_or("")).is_ok_and(|i| i["i"] == json!(-1));
+    assert!(interrupted.iter().any(|e| long_one(&e)), "the long call is recorded as interrupted: {interrupted:?}");
     for e in &interrupted {
         assert_eq!(e["status"], json!("error"), "{e}");
         assert!(e["error"]["message"].as_str().unwrap_or("").contains("fnbox stopped"), "{e}");

@@ -60,6 +60,12 @@ impl SandboxKey {
         SandboxKey { language: f.language, runtime: f.runtime, memory_mb: f.memory_mb, deps }
     }
 
+    /// The key without its memory size: sandboxes that differ only in it are interchangeable
+    /// once the limit is changed ([`SandboxBackend::set_memory_limit`]).
+    pub fn any_size(self) -> SandboxKey {
+        SandboxKey { memory_mb: 0, ..self }
+    }
+
     /// The same sandbox without dependencies (what compiling code needs).
     pub fn plain(self) -> SandboxKey {
         SandboxKey { deps: None, ..self }
@@ -183,6 +189,9 @@ pub trait SandboxBackend: Send + Sync + 'static {
     fn cpu_probe(&self, _id: &SandboxId) -> Option<CpuProbe> {
         None
     }
+    /// Changes a running sandbox's memory limit, enforced by the host from then on. Lets a
+    /// pre-started sandbox of one size serve a function of another (it holds no code yet).
+    async fn set_memory_limit(&self, id: &SandboxId, memory_mb: u32) -> Result<(), SandboxError>;
     /// Current memory usage reported by the backend (slower than a probe).
     async fn memory_usage(&self, id: &SandboxId) -> Result<Option<u64>, SandboxError>;
     /// Removes every sandbox this fnbox owns (at start and at shutdown).

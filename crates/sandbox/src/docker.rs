@@ -402,6 +402,11 @@ impl SandboxBackend for DockerBackend {
         CpuProbe::find_docker(&id.0)
     }
 
+    async fn set_memory_limit(&self, id: &SandboxId, memory_mb: u32) -> Result<(), SandboxError> {
+        crate::cgroup::set_docker_memory_limit(&id.0, u64::from(memory_mb) * 1024 * 1024)
+            .map_err(|e| SandboxError::Unavailable(format!("cannot set the memory limit of sandbox {id}: {e}")))
+    }
+
     async fn memory_usage(&self, id: &SandboxId) -> Result<Option<u64>, SandboxError> {
         let opts = StatsOptions { stream: false, one_shot: true };
         let mut stream = self.docker.stats(&id.0, Some(opts));

@@ -81,6 +81,8 @@ fn does_not_compile(code: &str) -> bool {
 
 struct FakeSandbox {
     language: Language,
+    /// The memory limit it has now: its key's, or what `set_memory_limit` set.
+    memory_mb: u32,
     task: Option<JoinHandle<()>>,
     exit: Option<ExitInfo>,
     /// Removed by the host ([`SandboxBackend::stop`] or `remove_all`).
@@ -94,6 +96,7 @@ struct State {
     started: AtomicU64,
     stopped: AtomicU64,
     fail_creates: AtomicBool,
+    fail_resizes: AtomicBool,
     ready_delay: Mutex<Duration>,
     running: AtomicUsize,
     peak_running: AtomicUsize,
@@ -166,6 +169,16 @@ impl FakeBackend {
         self.state.peak_running.store(self.running(), Ordering::Relaxed);
     }
 
+    /// The memory limit a sandbox has now (MB), as the host would enforce it.
+    pub fn memory_limit(&self, id: &SandboxId) -> Option<u32> {
+        self.state.sandboxes.lock().get(&id.0).map(|s| s.memory_mb)
+    }
+
+    /// Makes every `set_memory_limit` fail from now on (a cgroup that refuses), or work again.
+    pub fn fail_resizes(&self, fail: bool) {
+        self.state.fail_resizes.store(fail, Ordering::Relaxed);
+    }
+
     /// Makes every `create` fail from now on (a daemon that went away), or work again.
     pub fn fail_creates(&self, fail: bool) {
         self.state.fail_creates.store(fail, Ordering::Relaxed);
@@ -211,7 +224,7 @@ impl SandboxBackend for FakeBackend {
         }
         let n = self.state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("fake-{n:06}");
-        let sb = FakeSandbox { language: spec.key.language, task: None, exit: None, removed: false };
+        let sb = FakeSandbox { language: spec.key.language, memory_mb: spec.key.memory_mb, task: None, exit: None, removed: false };
         self.state.sandboxes.lock().insert(id.clone(), sb);
         self.state.created.fetch_add(1, Ordering::Relaxed);
         Ok(SandboxId(id))
@@ -253,6 +266,19 @@ impl SandboxBackend for FakeBackend {
 
     fn memory_probe(&self, _id: &SandboxId) -> Option<MemoryProbe> {
         None
+    }
+
+    async fn set_memory_limit(&self, id: &SandboxId, memory_mb: u32) -> Result<(), SandboxError> {
+        if self.state.fail_resizes.load(Ordering::Relaxed) {
+            return Err(SandboxError::Unavailable("fake backend told to fail resizes".into()));
+        }
+        match self.state.sandboxes.lock().get_mut(&id.0) {
+            Some(sb) if !sb.removed => {
+                sb.memory_mb = memory_mb;
+                Ok(())
+            }
+            _ => Err(SandboxError::Unavailable(format!("fake sandbox {id} is gone"))),
+        }
     }
 
     async fn memory_usage(&self, _id: &SandboxId) -> Result<Option<u64>, SandboxError> {

@@ -63,11 +63,14 @@ pub enum InvokeOutcome {
 
 /// An idle sandbox that used more CPU than this, and more than 1/[`IDLE_CPU_SHARE`] of the time
 /// it sat idle, is running something. Idle bootstraps measured here: runc 0, gVisor about
-/// 0.2 ms a second (its sandbox kernel), while work left spinning uses a whole CPU. The floor
-/// leaves room for what finishes just after a call (a garbage collector, a JIT, gVisor giving
-/// back the memory of a 100 MB result).
+/// 0.2 ms a second (its sandbox kernel), while work left spinning uses a whole CPU when it can
+/// get one. The floor leaves room for what finishes just after a call (a garbage collector, a
+/// JIT, gVisor giving back the memory of a 100 MB result); the share (5 % of a CPU, 250 times
+/// gVisor's idle) keeps a long idle spell from adding up past the floor, yet still sees a
+/// spinner that gets only a sliver of a CPU on a crowded host (with a quarter, a spinner went
+/// unseen for 10 s, twice, in full test runs where many sandboxes share two cores).
 const IDLE_CPU_FLOOR_NS: u64 = 50_000_000;
-const IDLE_CPU_SHARE: u64 = 4;
+const IDLE_CPU_SHARE: u64 = 20;
 
 /// Memory use (bytes) from which a failure counts as hitting the sandbox's limit: 90 %, since
 /// cgroup figures are page-rounded and a sample taken before the kill lags a little.

@@ -99,5 +99,6 @@ pub async fn prometheus(State(s): State<AppState>) -> impl IntoResponse {
     metrics::counter!("fnbox_sandboxes_started_total").absolute(stats.sandboxes_started);
     metrics::counter!("fnbox_cold_starts_total").absolute(stats.cold_starts);
     metrics::counter!("fnbox_prewarmed_cold_starts_total").absolute(stats.prewarmed_cold_starts);
+    metrics::counter!("fnbox_resized_sandboxes_total").absolute(stats.resized_sandboxes);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus.render())
 }

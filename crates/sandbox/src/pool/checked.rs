@@ -19,7 +19,10 @@ impl Pools {
         // that sandbox (without its packages) is not kept for its calls.
         let key = SandboxKey::for_function(f);
         let keep = key.deps.is_some() || f.dependencies.is_none();
-        let mut sb = match self.take_generic(key) {
+        // A new version is the surest sign of calls to come: count it as demand, so that a
+        // burst of new functions finds the generic pool grown for their checks and first calls.
+        self.note_demand(key);
+        let mut sb = match self.take_prestarted(key).await {
             Some(sb) => sb,
             None => self.launch(key, Some(f)).await?,
         };

@@ -255,8 +255,7 @@ impl Pools {
     /// ready for it, a container start as well when not.
     pub(super) fn cold_estimate(&self, pool: &FunctionPool, f: &Function) -> Duration {
         let key = SandboxKey::for_function(f);
-        let ready = self.inner.generic.lock().get(&key).is_some_and(|l| !l.is_empty());
-        if ready { pool.cold_prewarmed_us.get() } else { pool.cold_full_us.get() }
+        if self.has_prestarted(key) { pool.cold_prewarmed_us.get() } else { pool.cold_full_us.get() }
     }
 
     /// Pops a live idle sandbox of the pool, destroying on the way dead ones and ones that
@@ -287,7 +286,11 @@ impl Pools {
         self.inner.cold_starts.fetch_add(1, Ordering::Relaxed);
         self.note_demand(key);
         let checked = self.take_checked(f);
-        let (mut sandbox, prewarmed) = match checked.or_else(|| self.take_generic(key)) {
+        let prestarted = match checked {
+            Some(sb) => Some(sb),
+            None => self.take_prestarted(key).await,
+        };
+        let (mut sandbox, prewarmed) = match prestarted {
             Some(sb) => (sb, true),
             None => (self.launch(key, Some(f)).await?, false),
         };

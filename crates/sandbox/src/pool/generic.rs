@@ -1,9 +1,10 @@
 //! Generic sandboxes: started ahead of demand per key, waiting for code, sized by recent cold
 //! starts and refilled in the background.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{key_label, Pools};
+use super::{key_label, stop_in_background, Pools};
 use crate::backend::SandboxKey;
 use crate::sandbox::Sandbox;
 
@@ -24,6 +25,67 @@ impl Pools {
             self.discard(sb);
         }
         None
+    }
+
+    /// A pre-started sandbox for `key`: one of its own size, else one of another size with the
+    /// same language, runtime and image, given `key`'s memory limit. It holds no code yet, so
+    /// its size is all that differs, and the host's cgroup enforces the new limit from then
+    /// on: a function of any size starts from a pre-started sandbox instead of a container
+    /// start (the exact size's pool fills up by demand meanwhile).
+    pub(super) async fn take_prestarted(&self, key: SandboxKey) -> Option<Sandbox> {
+        if let Some(sb) = self.take_generic(key) {
+            return Some(sb);
+        }
+        let mut sb = self.take_other_size(key)?;
+        let from = sb.key;
+        // Its share of the budget moves to the new size (which may need room made).
+        self.unreserve(from);
+        if let Err(e) = self.reserve(key, true) {
+            tracing::debug!(key = %key_label(&key), error = %e, "no room to resize a pre-started sandbox");
+            stop_in_background(self.inner.backend.clone(), sb);
+            self.refill(from);
+            return None;
+        }
+        sb.key = key;
+        self.refill(from);
+        match self.inner.backend.set_memory_limit(&sb.id, key.memory_mb).await {
+            Ok(()) => {
+                self.inner.resized.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(sandbox = %sb.id, from = from.memory_mb, to = key.memory_mb, "pre-started sandbox resized");
+                Some(sb)
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %sb.id, error = %e, "could not resize a pre-started sandbox; starting one");
+                self.discard(sb);
+                None
+            }
+        }
+    }
+
+    /// Pops a live generic sandbox of `key`'s language, runtime and image but another memory
+    /// size: the smallest larger one (lowering a limit never needs memory the sandbox does not
+    /// have), else the largest smaller.
+    fn take_other_size(&self, key: SandboxKey) -> Option<Sandbox> {
+        let mut generic = self.inner.generic.lock();
+        loop {
+            let pick = generic
+                .iter()
+                .filter(|(k, list)| k.any_size() == key.any_size() && k.memory_mb != key.memory_mb && !list.is_empty())
+                .map(|(k, _)| *k)
+                .min_by_key(|k| if k.memory_mb > key.memory_mb { (0, k.memory_mb) } else { (1, u32::MAX - k.memory_mb) })?;
+            let list = generic.get_mut(&pick)?;
+            while let Some(sb) = list.pop() {
+                if sb.is_alive() {
+                    return Some(sb);
+                }
+                self.discard(sb);
+            }
+        }
+    }
+
+    /// Whether a pre-started sandbox could serve `key` now (of its size or another).
+    pub(super) fn has_prestarted(&self, key: SandboxKey) -> bool {
+        self.inner.generic.lock().iter().any(|(k, list)| k.any_size() == key.any_size() && !list.is_empty())
     }
 
     pub(super) fn note_demand(&self, key: SandboxKey) {

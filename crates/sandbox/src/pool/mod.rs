@@ -121,6 +121,8 @@ struct Inner {
     sandboxes_started: AtomicU64,
     cold_starts: AtomicU64,
     prewarmed_cold_starts: AtomicU64,
+    /// Pre-started sandboxes given another memory size for the function that took them.
+    resized: AtomicU64,
     usage: Mutex<Usage>,
     evictions: AtomicU64,
     /// Set by [`Pools::shutdown`]: no sandbox may be started any more.
@@ -165,6 +167,7 @@ impl Pools {
                 sandboxes_started: AtomicU64::new(0),
                 cold_starts: AtomicU64::new(0),
                 prewarmed_cold_starts: AtomicU64::new(0),
+                resized: AtomicU64::new(0),
                 usage: Mutex::new(Usage::default()),
                 evictions: AtomicU64::new(0),
                 closing: AtomicBool::new(false),

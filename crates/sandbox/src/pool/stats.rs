@@ -19,6 +19,8 @@ pub struct PoolStats {
     pub sandboxes_started: u64,
     pub cold_starts: u64,
     pub prewarmed_cold_starts: u64,
+    /// Pre-started sandboxes set to another memory size for the function that took them.
+    pub resized_sandboxes: u64,
     /// Sandboxes alive now (generic, idle and busy) and the memory their limits commit.
     pub sandboxes: usize,
     pub memory_committed_mb: u64,
@@ -148,6 +150,7 @@ impl Pools {
             sandboxes_started: self.inner.sandboxes_started.load(Ordering::Relaxed),
             cold_starts: self.inner.cold_starts.load(Ordering::Relaxed),
             prewarmed_cold_starts: self.inner.prewarmed_cold_starts.load(Ordering::Relaxed),
+            resized_sandboxes: self.inner.resized.load(Ordering::Relaxed),
             sandboxes: usage.0,
             memory_committed_mb: usage.1,
             max_sandboxes: self.inner.config.max_sandboxes,

@@ -408,3 +408,79 @@ async fn failed_and_slow_starts_give_their_room_back() {
     assert!(call(&pools, &f).await.cold);
     assert_eq!(pools.stats().sandboxes_started, 1);
 }
+
+fn sized(name: &str, memory_mb: u32) -> Function {
+    Function { memory_mb, ..function(name, "echo", 1) }
+}
+
+#[tokio::test]
+async fn a_function_of_any_size_starts_from_a_pre_started_sandbox_given_its_limit() {
+    let (fake, pools) = setup(PoolConfig { prewarm_per_key: 1, max_prewarm_per_key: 1, ..config() });
+    let (small, big) = (sized("small", 128), sized("big", 1024));
+    pools.prewarm(&[key(&small), key(&big)], 1);
+    eventually("two generic sandboxes are up", || pools.stats().generic.values().sum::<usize>() == 2).await;
+    let by_size = |mb: u32| fake.live_ids().into_iter().find(|id| fake.memory_limit(id) == Some(mb)).expect("a sandbox of that size");
+    let (was_128, was_1024) = (by_size(128), by_size(1024));
+
+    // 448 MB: no sandbox of that size; the smallest larger one is lowered to it.
+    let odd = sized("odd", 448);
+    let first = call(&pools, &odd).await;
+    assert!(first.cold && first.prewarmed, "a cold start from a pre-started sandbox");
+    assert_eq!(first.id, was_1024, "the smallest larger size is taken");
+    assert_eq!(fake.memory_limit(&first.id), Some(448), "its limit is the function's now");
+    // 2048 MB: nothing larger; the largest smaller one is raised.
+    let huge = sized("huge", 2048);
+    let second = call(&pools, &huge).await;
+    assert!(second.prewarmed);
+    assert_eq!(fake.memory_limit(&second.id), Some(2048));
+    assert!(second.id == was_128 || fake.memory_limit(&was_128) == Some(128), "the 128 MB one or its refill");
+
+    let stats = pools.stats();
+    assert_eq!(stats.resized_sandboxes, 2);
+    assert_eq!((stats.cold_starts, stats.prewarmed_cold_starts), (2, 2));
+    // The budget counts each sandbox at the limit it has now.
+    eventually("the taken sizes are refilled", || pools.stats().generic.values().sum::<usize>() >= 2).await;
+    let committed: u64 = fake.live_ids().iter().filter_map(|id| fake.memory_limit(id)).map(u64::from).sum();
+    assert_eq!(pools.stats().memory_committed_mb, committed);
+    // Warm calls keep the resized sandbox.
+    assert_eq!(call(&pools, &odd).await.id, first.id);
+}
+
+#[tokio::test]
+async fn a_sandbox_that_cannot_be_resized_is_removed_and_a_new_one_started() {
+    let (fake, pools) = setup(PoolConfig { prewarm_per_key: 1, max_prewarm_per_key: 1, ..config() });
+    let base = sized("base", 128);
+    pools.prewarm(&[key(&base)], 1);
+    eventually("a generic sandbox is up", || pools.stats().generic.values().sum::<usize>() == 1).await;
+    let pre = fake.live_ids()[0].clone();
+    fake.fail_resizes(true);
+    let odd = sized("odd", 320);
+    let first = call(&pools, &odd).await;
+    assert!(first.cold && !first.prewarmed, "a full start after the failed resize");
+    assert_ne!(first.id, pre);
+    assert_eq!(fake.memory_limit(&first.id), Some(320));
+    eventually("the sandbox that kept its old limit is removed", || fake.is_removed(&pre)).await;
+    let label = key_label(&key(&base));
+    eventually("the 128 MB pool is refilled", || pools.stats().generic.get(&label) == Some(&1)).await;
+    let committed: u64 = fake.live_ids().iter().filter_map(|id| fake.memory_limit(id)).map(u64::from).sum();
+    assert_eq!(pools.stats().memory_committed_mb, committed);
+}
+
+#[tokio::test]
+async fn new_functions_count_as_demand_and_their_first_calls_need_no_start() {
+    let (_fake, pools) = setup(PoolConfig { prewarm_per_key: 1, max_prewarm_per_key: 4, ..config() });
+    let fs: Vec<Function> = (0..8).map(|i| function(&format!("new-{i}"), "echo", 1)).collect();
+    pools.prewarm(&[key(&fs[0])], 1);
+    eventually("a generic sandbox is up", || pools.stats().generic.values().sum::<usize>() == 1).await;
+    for f in &fs {
+        assert_eq!(pools.check(f).await.expect("check"), None);
+    }
+    // Eight creates in a row: the generic pool grows past its base for what comes next.
+    eventually("the generic pool grows with the creates", || pools.stats().generic.values().sum::<usize>() == 3).await;
+    for f in &fs {
+        let first = call(&pools, f).await;
+        assert!(first.cold && first.prewarmed, "{}: its first call took the sandbox that checked it", f.name);
+    }
+    assert_eq!(pools.stats().checked, 0);
+    assert_eq!(pools.stats().prewarmed_cold_starts, 8);
+}
