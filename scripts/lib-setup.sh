@@ -46,7 +46,7 @@ step_apt_packages() {
     # package:command — a package counts as present when dpkg has it or its command exists
     # (e.g. docker-ce instead of docker.io, or runsc installed from gVisor's own release).
     # (python3 and nodejs on the host run the bootstrap tests, runtimes/tests)
-    for pair in docker.io:dockerd runsc:runsc mmdebstrap:mmdebstrap jq:jq python3:python3 nodejs:node; do
+    for pair in docker.io:dockerd runsc:runsc mmdebstrap:mmdebstrap jq:jq curl:curl python3:python3 nodejs:node; do
         pkg=${pair%%:*} cmd=${pair#*:}
         if [[ $pkg == mmdebstrap && ${FNBOX_PULL_BASE:-0} == 1 ]]; then
             continue
@@ -70,7 +70,7 @@ step_apt_packages() {
         missing+=(debian-archive-keyring)
     fi
     if ((${#missing[@]} == 0)); then
-        say "apt packages: already installed (docker.io runsc mmdebstrap jq python3 python3-pip nodejs npm)"
+        say "apt packages: already installed (docker.io runsc mmdebstrap jq curl python3 python3-pip nodejs npm)"
         return
     fi
     say "apt packages: installing ${missing[*]}"
@@ -79,7 +79,53 @@ step_apt_packages() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# 2. runsc in /etc/docker/daemon.json (merged)
+# 1b. a newer gVisor beside bookworm's: Debian trixie's runsc (a static Go binary, runs on bookworm),
+# pinned by version and SHA-256 (from trixie's Packages index) and fetched from the Debian archive's pool.
+# dockerd gets it as a second runtime, `runsc-20240729`; fnbox uses `runsc` unless told otherwise
+# (`--gvisor-runtime`). docs/BENCHMARKS.md ("gVisor versions") has the two measured side by side.
+RUNSC_NEW_NAME=runsc-20240729
+RUNSC_NEW_DEB=pool/main/g/golang-gvisor-gvisor/runsc_0.0~20240729.0-4+b7_amd64.deb
+RUNSC_NEW_SHA256=3c25a5130dfac2f71237d5baad56ac86a255de87a0400f11b36a555156dc325a
+RUNSC_NEW_DIR=/usr/local/lib/fnbox/$RUNSC_NEW_NAME
+RUNSC_NEW_PATH=
+step_runsc_newer() {
+    if [[ ${FNBOX_SKIP_NEWER_RUNSC:-0} == 1 ]]; then
+        say "newer runsc: skipped (FNBOX_SKIP_NEWER_RUNSC=1)"
+        return
+    fi
+    if [[ $(dpkg --print-architecture 2>/dev/null) != amd64 ]]; then
+        say "newer runsc: pinned for amd64 only; skipped"
+        return
+    fi
+    if [[ -x $RUNSC_NEW_DIR/runsc && $(cat "$RUNSC_NEW_DIR/deb.sha256" 2>/dev/null) == "$RUNSC_NEW_SHA256" ]]; then
+        RUNSC_NEW_PATH=$RUNSC_NEW_DIR/runsc
+        say "newer runsc: already installed ($RUNSC_NEW_PATH, $("$RUNSC_NEW_PATH" --version 2>/dev/null | head -1))"
+        return
+    fi
+    local mirror=${FNBOX_DEBIAN_ARCHIVE:-http://deb.debian.org/debian} tmp
+    tmp=$(mktemp -d)
+    if ! curl -fsS --max-time 300 -o "$tmp/runsc.deb" "$mirror/$RUNSC_NEW_DEB"; then
+        rm -rf "$tmp"
+        say "newer runsc: cannot download $mirror/$RUNSC_NEW_DEB; only bookworm's runsc is registered"
+        return
+    fi
+    if ! echo "$RUNSC_NEW_SHA256  $tmp/runsc.deb" | sha256sum -c --quiet - >/dev/null 2>&1; then
+        rm -rf "$tmp"
+        die "newer runsc: $RUNSC_NEW_DEB does not have the pinned SHA-256 $RUNSC_NEW_SHA256"
+    fi
+    dpkg-deb -x "$tmp/runsc.deb" "$tmp/x"
+    mkdir -p "$RUNSC_NEW_DIR"
+    # A rename, so sandboxes running the old file keep it.
+    install -m 0755 "$tmp/x/usr/bin/runsc" "$RUNSC_NEW_DIR/runsc.tmp"
+    mv -f "$RUNSC_NEW_DIR/runsc.tmp" "$RUNSC_NEW_DIR/runsc"
+    echo "$RUNSC_NEW_SHA256" >"$RUNSC_NEW_DIR/deb.sha256"
+    rm -rf "$tmp"
+    RUNSC_NEW_PATH=$RUNSC_NEW_DIR/runsc
+    say "newer runsc: installed $RUNSC_NEW_PATH ($("$RUNSC_NEW_PATH" --version 2>/dev/null | head -1))"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 2. runsc (and the newer one) in /etc/docker/daemon.json (merged)
 RUNSC_PATH=
 step_daemon_json() {
     RUNSC_PATH=$(command -v runsc) || die "runsc not found after install"
@@ -91,12 +137,13 @@ step_daemon_json() {
         cur='{}'
     fi
     # Keep every other setting, and any extra runsc args except conflicting --network= / host-uds ones
-    new=$(jq -S --arg p "$RUNSC_PATH" --argjson a "$RUNTIME_ARGS" '
+    new=$(jq -S --arg p "$RUNSC_PATH" --argjson a "$RUNTIME_ARGS" --arg np "$RUNSC_NEW_PATH" --arg nn "$RUNSC_NEW_NAME" '
         .runtimes = (.runtimes // {})
         | .runtimes.runsc = ((.runtimes.runsc // {})
             | .path = $p
             | .runtimeArgs = ([(.runtimeArgs // [])[]
                 | select((startswith("--network=") or startswith("--host-uds") or startswith("--fsgofer-host-uds")) | not)] + $a))
+        | if $np != "" then .runtimes[$nn] = {path: $np, runtimeArgs: $a} else . end
     ' <<<"$cur")
     local shown
     shown=$(jq -r 'join(" ")' <<<"$RUNTIME_ARGS")
@@ -115,13 +162,14 @@ step_daemon_json() {
 # 3. docker daemon
 docker_answers() { timeout 15 "$(docker_bin)" info >/dev/null 2>&1; }
 
-# runsc as the running daemon knows it, normalised like the file.
+# runsc (and the newer one) as the running daemon knows them, normalised like the file.
+RUNSC_SHAPE='[.runsc, .[$nn]] | map(. // {} | {path: .path, runtimeArgs: (.runtimeArgs // [])})'
 daemon_runsc() {
     timeout 15 "$(docker_bin)" info --format '{{json .Runtimes}}' 2>/dev/null |
-        jq -cS '.runsc // {} | {path: .path, runtimeArgs: (.runtimeArgs // [])}' 2>/dev/null || true
+        jq -cS --arg nn "$RUNSC_NEW_NAME" "$RUNSC_SHAPE" 2>/dev/null || true
 }
 file_runsc() {
-    jq -cS '.runtimes.runsc // {} | {path: .path, runtimeArgs: (.runtimeArgs // [])}' "$DAEMON_JSON"
+    jq -cS --arg nn "$RUNSC_NEW_NAME" ".runtimes | $RUNSC_SHAPE" "$DAEMON_JSON"
 }
 
 our_dockerd_pid() {
@@ -412,6 +460,9 @@ smoke_verdict() { # $1 = out file, $2 = rc; prints a reason and returns 1 on fai
 
 step_smoke() {
     local dir lang rt fail=0 pids=() reason t0 n
+    if [[ -z ${FNBOX_SMOKE_RUNTIMES:-} && -n $RUNSC_NEW_PATH ]]; then
+        SMOKE_RUNTIMES="$SMOKE_RUNTIMES $RUNSC_NEW_NAME"
+    fi
     dir=$(mktemp -d /tmp/fnbox-smoke.XXXXXX)
     t0=$(now_s)
     for lang in python node; do

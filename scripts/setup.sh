@@ -4,7 +4,8 @@
 # Runs as root on Debian/Ubuntu. Idempotent: a second run only checks and prints "already ...".
 # Steps:
 #   1. apt packages (docker.io runsc mmdebstrap jq), apt-get update only when something is missing
-#   2. register runsc in /etc/docker/daemon.json (merged, other settings kept)
+#   1b. a newer runsc beside bookworm's (Debian trixie's, pinned; FNBOX_SKIP_NEWER_RUNSC=1 skips it)
+#   2. register runsc (and the newer one as runsc-20240729) in /etc/docker/daemon.json (merged)
 #   3. start dockerd when no daemon answers (systemd if available, else a detached dockerd)
 #   4. base image fnbox-base:bookworm (mmdebstrap rootfs + docker import), unless present
 #   5. runtime images fnbox-python:latest / fnbox-node:latest, rebuilt when runtimes/<lang>/ changed
@@ -31,6 +32,7 @@ fi
 T0=$(now_s)
 
 step_apt_packages
+step_runsc_newer
 step_daemon_json
 step_dockerd
 step_base_image

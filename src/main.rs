@@ -79,6 +79,10 @@ struct ServeArgs {
     /// the runtime allows it).
     #[arg(long, default_value = "auto", value_parser = ["auto", "socket", "attach"])]
     channel: String,
+    /// The name dockerd knows gVisor's OCI runtime by: `runsc` (Debian bookworm's 20221219, ptrace)
+    /// or `runsc-20240729` (Debian trixie's, systrap), both registered by `make setup`.
+    #[arg(long, env = "FNBOX_GVISOR_RUNTIME", default_value = "runsc")]
+    gvisor_runtime: String,
     /// Skip the create-time syntax check.
     #[arg(long)]
     no_syntax_check: bool,
@@ -366,6 +370,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         instance: instance_id(&args.data_dir),
         channel: args.channel.parse().map_err(anyhow::Error::msg)?,
         socket_root: Some(socket_root(&args.data_dir)),
+        gvisor_runtime: args.gvisor_runtime.clone(),
         ..DockerConfig::default()
     })
     .await?;

@@ -11,6 +11,7 @@
 
 mod cluster;
 mod deps;
+mod gvisor;
 mod soak;
 mod triggers;
 
@@ -106,7 +107,7 @@ fn rss_mib(pid: u32) -> f64 {
 const PY: &str = "def handler(event, context):\n    return 'Hello, %s!' % event.get('name', 'World')\n";
 const JS: &str = "exports.handler = async (event) => `Hello, ${event.name ?? 'World'}!`;\n";
 
-async fn call(http: &reqwest::Client, url: &str, name: &str) -> Result<(f64, Value)> {
+pub(crate) async fn call(http: &reqwest::Client, url: &str, name: &str) -> Result<(f64, Value)> {
     let t0 = Instant::now();
     let r = http.post(format!("{url}/api/v1/functions/{name}/invoke")).body(r#"{"name":"Bob"}"#).send().await?;
     let status = r.status();
@@ -132,7 +133,7 @@ async fn call_light(http: &reqwest::Client, url: &str, name: &str) -> bool {
     r.bytes().await.is_ok_and(|b| b.windows(WANT.len()).any(|w| w == WANT))
 }
 
-async fn create(http: &reqwest::Client, url: &str, name: &str, lang: &str, rt: &str, concurrency: u32) -> Result<()> {
+pub(crate) async fn create(http: &reqwest::Client, url: &str, name: &str, lang: &str, rt: &str, concurrency: u32) -> Result<()> {
     let code = if lang == "python" { PY } else { JS };
     let r = http
         .post(format!("{url}/api/v1/functions"))
@@ -145,7 +146,7 @@ async fn create(http: &reqwest::Client, url: &str, name: &str, lang: &str, rt: &
     Ok(())
 }
 
-async fn wait_prewarmed(http: &reqwest::Client, url: &str, key: &str) {
+pub(crate) async fn wait_prewarmed(http: &reqwest::Client, url: &str, key: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(r) = http.get(format!("{url}/api/v1/pools")).send().await {
@@ -161,7 +162,7 @@ async fn wait_prewarmed(http: &reqwest::Client, url: &str, key: &str) {
 
 /// Mean memory of this (language, runtime)'s sandboxes while idle: pre-started ones and warm
 /// ones alike (a warm sandbox may have started generic, so it carries no function label).
-fn idle_sandbox_mib(language: &str, runtime: &str) -> f64 {
+pub(crate) fn idle_sandbox_mib(language: &str, runtime: &str) -> f64 {
     let out = Command::new("docker")
         .args(["ps", "-q", "--no-trunc", "--filter", &format!("label=fnbox.language={language}")])
         .args(["--filter", &format!("label=fnbox.runtime={runtime}")])
@@ -180,7 +181,11 @@ fn idle_sandbox_mib(language: &str, runtime: &str) -> f64 {
 }
 
 fn baseline(lang: &str, runtime: &str, n: usize) -> Vec<f64> {
-    let oci = if runtime == "docker" { "runc" } else { "runsc" };
+    baseline_with(lang, if runtime == "docker" { "runc" } else { "runsc" }, n)
+}
+
+/// `n` runs of `docker run --rm` printing hello with the OCI runtime `oci`; their times (ms).
+pub(crate) fn baseline_with(lang: &str, oci: &str, n: usize) -> Vec<f64> {
     let (image, entry, arg) = if lang == "python" {
         ("fnbox-python:latest", "python3", vec!["-c", "print('Hello, Bob!')"])
     } else {
@@ -201,7 +206,7 @@ fn baseline(lang: &str, runtime: &str, n: usize) -> Vec<f64> {
         .collect()
 }
 
-async fn throughput(http: &reqwest::Client, url: &str, name: &str, clients: usize, secs: f64) -> Result<(f64, u64)> {
+pub(crate) async fn throughput(http: &reqwest::Client, url: &str, name: &str, clients: usize, secs: f64) -> Result<(f64, u64)> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let t0 = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -290,6 +295,18 @@ async fn main() -> Result<()> {
         std::fs::write("target/bench/triggers.md", &md)?;
         if opts.write_docs {
             cluster::write_section("## Triggers (make bench", &md)?;
+        }
+        println!("{md}");
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--only-gvisor") {
+        let d = gvisor::run(opts.warm, opts.cold, opts.seconds, opts.baseline).await?;
+        let md = gvisor::markdown(&d, &gvisor_heading(&d));
+        std::fs::create_dir_all("target/bench")?;
+        std::fs::write("target/bench/gvisor.json", serde_json::to_string_pretty(&d)?)?;
+        std::fs::write("target/bench/gvisor.md", &md)?;
+        if opts.write_docs {
+            cluster::write_section("## gVisor versions (make bench", &md)?;
         }
         println!("{md}");
         return Ok(());
@@ -390,6 +407,8 @@ async fn main() -> Result<()> {
         }
     }
     drop(attach);
+    // gVisor versions side by side (bookworm's runsc and trixie's), a server each.
+    let gvisor = gvisor::run(opts.warm, opts.cold, opts.seconds, opts.baseline).await?;
     let cluster = if with_cluster {
         eprintln!("== cluster");
         Some(cluster::run(&cluster_settings).await)
@@ -406,6 +425,9 @@ async fn main() -> Result<()> {
         "results": results,
     });
     let mut md = markdown(&out);
+    md.push('\n');
+    md.push_str(&gvisor::markdown(&gvisor, "## gVisor versions"));
+    out["gvisor"] = gvisor;
     let mut cluster_error = None;
     match cluster {
         Some(Ok(c)) => {
@@ -431,6 +453,14 @@ async fn main() -> Result<()> {
         Some(e) => Err(e.context("cluster section")),
         None => Ok(()),
     }
+}
+
+fn gvisor_heading(d: &Value) -> String {
+    format!(
+        "## gVisor versions (make bench, {}, commit {})",
+        d["date"].as_str().and_then(|x| x.get(..10)).unwrap_or(""),
+        d["commit"].as_str().unwrap_or("")
+    )
 }
 
 pub(crate) fn sh(cmd: &str, args: &[&str]) -> String {

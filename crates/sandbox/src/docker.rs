@@ -49,6 +49,9 @@ pub struct DockerConfig {
     pub socket_root: Option<PathBuf>,
     /// How long a started bootstrap may take to connect to its socket.
     pub connect_timeout: Duration,
+    /// The name dockerd knows gVisor's OCI runtime by (`runsc`, Debian bookworm's; `make setup`
+    /// also registers a newer one, see docs/BENCHMARKS.md "gVisor versions").
+    pub gvisor_runtime: String,
 }
 
 /// `auto` takes the socket wherever the runtime can use one (runc always; runsc when dockerd
@@ -86,6 +89,7 @@ impl Default for DockerConfig {
             channel: ChannelPreference::Auto,
             socket_root: None,
             connect_timeout: Duration::from_secs(30),
+            gvisor_runtime: "runsc".into(),
         }
     }
 }
@@ -143,10 +147,10 @@ impl DockerBackend {
         }
     }
 
-    fn oci_runtime(runtime: Runtime) -> &'static str {
+    fn oci_runtime(&self, runtime: Runtime) -> &str {
         match runtime {
             Runtime::Docker => "runc",
-            Runtime::Gvisor => "runsc",
+            Runtime::Gvisor => &self.config.gvisor_runtime,
         }
     }
 
@@ -178,7 +182,7 @@ impl DockerBackend {
             }
         }
         for r in Runtime::ALL {
-            let oci = Self::oci_runtime(r);
+            let oci = self.oci_runtime(r);
             let reason = if !registered.contains_key(oci) {
                 Some(format!("`{oci}` is not registered with dockerd (run `make setup`)"))
             } else if !missing_images.is_empty() {
@@ -252,7 +256,7 @@ impl SandboxBackend for DockerBackend {
         let stdin = socket.is_none();
         let host_config = HostConfig {
             binds: socket.as_ref().map(|sd| vec![sd.bind()]),
-            runtime: Some(Self::oci_runtime(spec.key.runtime).into()),
+            runtime: Some(self.oci_runtime(spec.key.runtime).into()),
             network_mode: Some("none".into()),
             memory: Some(memory),
             memory_swap: Some(memory),
