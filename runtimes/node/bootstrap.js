@@ -145,6 +145,7 @@ const cap = {
       }
       this.size = this.limit;
       this.truncated = true;
+      if (this.stream !== null) this.keep(TRUNC_MARKER); // the host sees the cut even if no answer comes
     }
   },
   value() {

@@ -138,6 +138,8 @@ class _Capture(object):
                 self._keep(s.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore"))
             self.size = self.limit
             self.truncated = True
+            if self.stream is not None:  # the host sees the cut even if no answer comes
+                self._keep(TRUNC_MARKER)
         return n
 
     def writelines(self, lines):

@@ -500,7 +500,9 @@ impl Engine {
                     }
                 }
             }
-            InvokeOutcome::TimedOut { memory_bytes } => {
+            InvokeOutcome::TimedOut { memory_bytes, logs } => {
+                // What it printed before it was stopped (streamed by the bootstrap).
+                exec.logs = logs;
                 exec.memory_bytes = memory_bytes;
                 exec.status = ExecutionStatus::Timeout;
                 exec.error = Some(ErrorInfo::new(
@@ -519,7 +521,8 @@ impl Engine {
                 ));
                 false
             }
-            InvokeOutcome::Died { reason, stderr, memory_bytes, memory_limit_hit } => {
+            InvokeOutcome::Died { reason, stderr, memory_bytes, memory_limit_hit, logs } => {
+                exec.logs = logs;
                 exec.memory_bytes = memory_bytes;
                 let exit = self.inner.pools.backend().exit_info(&sandbox_id).await.unwrap_or_default();
                 if exit.oom_killed || memory_limit_hit {
