@@ -203,8 +203,7 @@ mod tests {
             .expect("decodes");
         assert!(matches!(r, Reply::LoadFailed { error, .. } if error.line == Some(3)));
         assert!(decode(b"garbage").is_err());
-        let r = decode(br#"{"type":"log","id":"7","logs":"hi
-"}"#).expect("decodes");
+        let r = decode(br#"{"type":"log","id":"7","logs":"hi\n"}"#).expect("decodes");
         assert!(matches!(r, Reply::Log { id, logs } if id == "7" && logs == "hi\n"));
         assert!(decode(br#"{"type":"log","logs":"no id"}"#).is_err());
     }
