@@ -69,10 +69,10 @@ struct ServeArgs {
     #[arg(long, default_value = "normal", value_parser = ["normal", "full"])]
     sync: String,
     /// Docker image for Python sandboxes.
-    #[arg(long, default_value = "fnbox-python:latest")]
+    #[arg(long, env = "FNBOX_PYTHON_IMAGE", default_value = "fnbox-python:latest")]
     python_image: String,
     /// Docker image for JavaScript sandboxes.
-    #[arg(long, default_value = "fnbox-node:latest")]
+    #[arg(long, env = "FNBOX_NODE_IMAGE", default_value = "fnbox-node:latest")]
     node_image: String,
     /// How sandboxes talk to fnbox: `socket` (a Unix socket bind-mounted into each sandbox, off
     /// dockerd's path), `attach` (the container's stdio through dockerd), or `auto` (socket where

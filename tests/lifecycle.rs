@@ -194,3 +194,95 @@ async fn concurrent_updates_are_never_lost_and_if_match_guards_them() {
     assert_eq!(status, 200, "{f}");
     assert_eq!(s.invoke("contested", &json!({})).await["output"], "c");
 }
+
+/// A request with a body of `content_type` and an optional `If-Match`; (status, ETag, body).
+async fn send(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    content_type: &str,
+    if_match: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", s.url))
+        .header("content-type", content_type)
+        .body(body.to_string());
+    if let Some(tag) = if_match {
+        req = req.header("if-match", tag);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, etag, resp.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// Issue 16 item 14: what `GET` returns goes back through `PUT` unchanged (read-only fields
+/// ignored, the name checked, env values kept though GET never shows them), and `PATCH` is a
+/// JSON merge patch honouring `If-Match`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_edit_put_round_trips_and_patch_is_a_merge_patch() {
+    let server = server().await;
+    let s = &server;
+    let code = "import os\n\ndef handler(event, context):\n    return os.environ.get('SECRET')\n";
+    s.create("editable", "python", "docker", code, json!({"env": {"SECRET": "s1"}, "sample_input": {"a": 1, "b": {"c": 2}}}))
+        .await;
+    let path = "/api/v1/functions/editable";
+    let (status, headers, doc) = s.request_as(None, reqwest::Method::GET, path, None).await;
+    assert_eq!(status, 200);
+    let etag = headers.get("etag").and_then(|v| v.to_str().ok()).expect("ETag").to_owned();
+
+    // The document as it was read: nothing changes, not even the ETag.
+    let (status, tag, f) = send(s, reqwest::Method::PUT, path, "application/json", Some(&etag), &doc).await;
+    assert_eq!(status, 200, "PUT of what GET returned: {f}");
+    assert_eq!((f["version"].clone(), tag.as_deref()), (json!(1), Some(etag.as_str())), "{f}");
+    assert_eq!(f["env_names"], json!(["SECRET"]));
+    // One field edited.
+    let mut edited = doc.clone();
+    edited["timeout_ms"] = json!(2500);
+    let (status, tag, f) = send(s, reqwest::Method::PUT, path, "application/json", Some(&etag), &edited).await;
+    assert_eq!(status, 200, "{f}");
+    assert_eq!((f["timeout_ms"].clone(), f["version"].clone()), (json!(2500), json!(2)), "{f}");
+    let etag = tag.expect("ETag");
+    assert_eq!(s.invoke("editable", &json!({})).await["output"], "s1", "the env value survived the round trip");
+    // The name must be the path's; unknown fields are still refused.
+    let mut renamed = doc.clone();
+    renamed["name"] = json!("other");
+    let (status, _, f) = send(s, reqwest::Method::PUT, path, "application/json", None, &renamed).await;
+    assert_eq!(status, 422, "{f}");
+    assert_eq!(f["error"]["fields"][0]["field"], "name", "{f}");
+    let (status, _, f) = send(s, reqwest::Method::PUT, path, "application/json", None, &json!({"bogus": 1})).await;
+    assert_eq!(status, 422, "{f}");
+    assert!(f["error"]["message"].as_str().unwrap_or("").contains("bogus"), "{f}");
+
+    // PATCH: a merge patch; the example merges, env is a merge of names, the rest is kept.
+    let patch = json!({"memory_mb": 96, "sample_input": {"b": {"c": null, "d": 3}}, "env": {"NEW": "n"}, "name": "editable"});
+    let (status, tag, f) = send(s, reqwest::Method::PATCH, path, "application/merge-patch+json", Some(&etag), &patch).await;
+    assert_eq!(status, 200, "{f}");
+    assert_eq!(f["memory_mb"], 96);
+    assert_eq!(f["timeout_ms"], 2500, "left out, so kept");
+    assert_eq!(f["sample_input"], json!({"a": 1, "b": {"d": 3}}));
+    assert_eq!(f["env_names"], json!(["NEW", "SECRET"]));
+    assert_eq!(f["version"], 3);
+    let new_etag = tag.expect("ETag");
+    // The ETag it replaced is stale now.
+    let (status, _, f) = send(s, reqwest::Method::PATCH, path, "application/json", Some(&etag), &json!({"description": "x"})).await;
+    assert_eq!(status, 412, "{f}");
+    assert_eq!(f["error"]["code"], "etag_mismatch", "{f}");
+    // null removes optional members and is refused for required ones; plain JSON works too.
+    let (status, _, f) =
+        send(s, reqwest::Method::PATCH, path, "application/json", Some(&new_etag), &json!({"sample_input": null, "description": "d"}))
+            .await;
+    assert_eq!(status, 200, "{f}");
+    assert_eq!((f["sample_input"].clone(), f["description"].clone()), (Value::Null, json!("d")));
+    let (status, _, f) = send(s, reqwest::Method::PATCH, path, "application/json", None, &json!({"code": null, "env": null})).await;
+    assert_eq!(status, 422, "{f}");
+    let mut fields: Vec<&str> = f["error"]["fields"].as_array().into_iter().flatten().filter_map(|e| e["field"].as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["code", "env"], "{f}");
+    let (status, _, f) = send(s, reqwest::Method::PATCH, path, "text/plain", None, &json!({"description": "x"})).await;
+    assert_eq!(status, 415, "{f}");
+    let (status, _, f) = send(s, reqwest::Method::PATCH, "/api/v1/functions/nope", "application/json", None, &json!({})).await;
+    assert_eq!(status, 404, "{f}");
+    assert_eq!(s.invoke("editable", &json!({})).await["output"], "s1");
+}

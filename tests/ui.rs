@@ -234,6 +234,22 @@ async fn browser_end_to_end() {
     assert_ne!(menu, json!("none"), "menu button on a phone");
     shot(&c, "09-phone").await;
 
+    // The list's last status comes with the functions (issue 16 item 8): the page downloads no
+    // executions to show it.
+    c.execute("location.hash = '#/create'; return true;", vec![]).await.expect("leave");
+    wait_js(&c, "document.querySelector('#template')", "create page").await;
+    c.execute("performance.clearResourceTimings(); location.hash = '#/functions'; return true;", vec![]).await.expect("back");
+    let last = wait_js(&c, "document.querySelector('#fn-table tr[data-name=fib-ui] .badge.success')?.textContent", "fib-ui's last status").await;
+    assert_eq!(last, json!("success"), "the function ran: its last status, not 'never run'");
+    let fetched = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(u => /\\/api\\/v1\\/executions($|\\?)/.test(new URL(u).pathname + new URL(u).search.slice(0, 1)));",
+            vec![],
+        )
+        .await
+        .expect("resources");
+    assert_eq!(fetched, json!([]), "the functions page fetched executions: {fetched}");
+
     // Nothing was loaded from anywhere but this server.
     let foreign = c
         .execute(

@@ -163,11 +163,8 @@ const pick = (o, ...paths) => {
 pages.functions = async (main) => {
   main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Functions</h1><a href="#/create"><button class="primary">New function</button></a></div>
     <div class="panel table-wrap" id="fn-table"><div class="empty">Loading…</div></div>`;
-  const [fns, summary, recent] = await Promise.all([
-    listFunctions(),
-    summaryRows(),
-    api("GET", "/api/v1/executions?limit=500").catch(() => []),
-  ]);
+  // Each listed function carries its last_execution: no download of executions for this page.
+  const [fns, summary] = await Promise.all([listFunctions(), summaryRows()]);
   const byFn = {};
   for (const s of summary) {
     const name = s.function;
@@ -176,8 +173,6 @@ pages.functions = async (main) => {
     agg.successes += pick(s, "successes") || 0;
     agg.p50 = agg.p50 ?? pick(s, "duration_ms.p50", "duration.p50");
   }
-  const last = {};
-  for (const e of recent) if (!last[e.function]) last[e.function] = e;
   if (!fns.length) {
     $("#fn-table").innerHTML = `<div class="empty">No functions yet. <a href="#/create">Create one from an example.</a></div>`;
     return;
@@ -188,7 +183,7 @@ pages.functions = async (main) => {
       return `<tr data-name="${esc(f.name)}">
         <td><a href="#/execute/${encodeURIComponent(f.name)}">${esc(f.name)}</a><div class="muted" style="font-size:12px">${esc(f.description)}</div></td>
         <td>${esc(f.language)}</td><td>${badge(f.runtime)}</td><td>v${f.version}${f.build?.status && f.build.status !== "none" ? ` <span class="muted" title="dependencies${f.serving_version != null ? `; v${f.serving_version} serves meanwhile` : ""}">deps</span> ${buildBadge(f.build.status)}` : ""}</td>
-        <td>${last[f.name] ? badge(last[f.name].status) : '<span class="muted">never run</span>'}</td>
+        <td>${f.last_execution ? `<span title="${esc(new Date(f.last_execution.started_at).toLocaleString())}, ${esc(fmtMs(f.last_execution.duration_ms))}">${badge(f.last_execution.status)}</span>` : '<span class="muted">never run</span>'}</td>
         <td>${a ? a.invocations : 0}</td><td>${a && a.invocations ? fmtPct(a.successes / a.invocations) : "–"}</td><td>${fmtMs(a?.p50)}</td>
         <td><a href="#/edit/${encodeURIComponent(f.name)}"><button>Edit</button></a> <button class="danger" data-delete="${esc(f.name)}">Delete</button></td></tr>`;
     }).join("")}</tbody></table>`;

@@ -109,32 +109,43 @@ function diag(text) {
 // ------------------------------------------------------------------------------------------------
 // Log capture: process.stdout/stderr.write (and so console.*) land here, interleaved and bounded.
 
+// `stream`: during an invoke whose host asked for it (load's stream_logs), the call's id as JSON;
+// each captured write is then sent at once (a synchronous write) as a `log` message instead of
+// being kept for the result, so the host has it even if the call never answers (a loop that
+// runs into the timeout blocks the event loop, so nothing could be sent later).
 const cap = {
   parts: [],
   size: 0,
   limit: DEFAULT_MAX_LOGS,
   truncated: false,
+  stream: null,
   reset(limit) {
     this.parts = [];
     this.size = 0;
     this.limit = limit;
     this.truncated = false;
+    this.stream = null;
+  },
+  keep(s) {
+    if (this.stream === null) this.parts.push(s);
+    else if (s.length) writeOut('{"type":"log","id":' + this.stream + ',"logs":' + JSON.stringify(s) + '}\n');
   },
   write(s) {
     if (this.truncated || s.length === 0) return;
     const b = Buffer.byteLength(s, 'utf8');
     const room = this.limit - this.size;
     if (b <= room) {
-      this.parts.push(s);
+      this.keep(s);
       this.size += b;
     } else {
       if (room > 0) {
         let cut = Buffer.from(s, 'utf8').subarray(0, room).toString('utf8');
         if (cut.endsWith('\ufffd')) cut = cut.slice(0, -1); // a character cut in half
-        this.parts.push(cut);
+        this.keep(cut);
       }
       this.size = this.limit;
       this.truncated = true;
+      if (this.stream !== null) this.keep(TRUNC_MARKER); // the host sees the cut even if no answer comes
     }
   },
   value() {
@@ -319,6 +330,7 @@ const state = {
   thisArg: null,
   maxOutput: DEFAULT_MAX_OUTPUT,
   maxLogs: DEFAULT_MAX_LOGS,
+  streamLogs: false,
   current: null, // the invoke in flight: {id, t0, done, finish(err, value)}
 };
 
@@ -351,6 +363,7 @@ function handleLoad(msg) {
   }
   if (Number.isInteger(msg.max_output_bytes) && msg.max_output_bytes > 0) state.maxOutput = msg.max_output_bytes;
   if (Number.isInteger(msg.max_log_bytes) && msg.max_log_bytes >= 0) state.maxLogs = msg.max_log_bytes;
+  state.streamLogs = msg.stream_logs === true;
   for (const k of Object.keys(env)) {
     const v = env[k];
     try {
@@ -523,6 +536,7 @@ function handleInvoke(msg) {
     return;
   }
   cap.reset(state.maxLogs);
+  if (state.streamLogs) cap.stream = jid;
   installCapture();
   const inv = { t0: 0, execMs: 0, settled: false, done: false, err: null, value: undefined, finish: null };
   state.current = inv;
@@ -544,6 +558,7 @@ function handleInvoke(msg) {
     inv.value = value;
     setImmediate(() => {
       inv.done = true;
+      cap.stream = null; // what is written from now on is not this call's to send
       let err = inv.err;
       let line;
       if (err === null) {

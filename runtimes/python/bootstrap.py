@@ -86,7 +86,10 @@ class _BinaryCapture(object):
 
 
 class _Capture(object):
-    __slots__ = ("parts", "size", "limit", "truncated", "buffer")
+    # stream: during an invoke whose host asked for it (load's stream_logs), the call's id as
+    # JSON; each captured write is then sent at once as a `log` message instead of being kept
+    # for the result, so the host has it even if the call never answers (timeout, OOM kill).
+    __slots__ = ("parts", "size", "limit", "truncated", "buffer", "stream")
     encoding = "utf-8"
     errors = "replace"
     newlines = None
@@ -102,12 +105,20 @@ class _Capture(object):
         self.limit = limit
         self.truncated = False
         self.buffer = _BinaryCapture(self)
+        self.stream = None
 
     def reset(self, limit):
         self.parts = []
         self.size = 0
         self.limit = limit
         self.truncated = False
+        self.stream = None
+
+    def _keep(self, s):
+        if self.stream is None:
+            self.parts.append(s)
+        elif s:
+            _send_raw('{"type":"log","id":%s,"logs":%s}\n' % (self.stream, _jstr(s)))
 
     def write(self, s):
         if type(s) is not str:
@@ -120,13 +131,15 @@ class _Capture(object):
         b = n if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
         room = self.limit - self.size
         if b <= room:
-            self.parts.append(s)
+            self._keep(s)
             self.size += b
         else:
             if room > 0:
-                self.parts.append(s.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore"))
+                self._keep(s.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore"))
             self.size = self.limit
             self.truncated = True
+            if self.stream is not None:  # the host sees the cut even if no answer comes
+                self._keep(TRUNC_MARKER)
         return n
 
     def writelines(self, lines):
@@ -294,6 +307,7 @@ class Runtime(object):
         self.loop = None
         self.max_output = DEFAULT_MAX_OUTPUT
         self.max_logs = DEFAULT_MAX_LOGS
+        self.stream_logs = False
         self.cap = _Capture(DEFAULT_MAX_LOGS)
 
     # -- capture --------------------------------------------------------------------------------
@@ -344,6 +358,7 @@ class Runtime(object):
         ml = msg.get("max_log_bytes")
         if isinstance(ml, int) and ml >= 0:
             self.max_logs = ml
+        self.stream_logs = msg.get("stream_logs") is True
 
         for k, v in env.items():
             try:
@@ -430,6 +445,8 @@ class Runtime(object):
         else:
             args = ()
         cap = self._begin_capture()
+        if self.stream_logs:
+            cap.stream = jid
         err = None
         t0 = _perf()
         try:
@@ -469,6 +486,7 @@ class Runtime(object):
                            "message": "output is %d bytes, the limit is %d bytes" % (n, self.max_output),
                            "stack": ""}
         res = None
+        cap.stream = None  # what is written from now on is not this call's to send
         logs = cap.getvalue()
         left = _leftovers(self.loop)
         extra = ',"leftover":%s' % _jstr(left) if left else ""

@@ -172,10 +172,13 @@ class BootstrapTests(object):
         self.assertEqual(ready["type"], "ready")
         return b, ready
 
-    def loaded(self, code, max_output=6291456, max_logs=262144, env=None):
+    def loaded(self, code, max_output=6291456, max_logs=262144, env=None, stream=False):
         b, _ = self.start()
-        r = b.request({"type": "load", "code": code, "handler": "handler", "env": env or {},
-                       "max_output_bytes": max_output, "max_log_bytes": max_logs})
+        msg = {"type": "load", "code": code, "handler": "handler", "env": env or {},
+               "max_output_bytes": max_output, "max_log_bytes": max_logs}
+        if stream:
+            msg["stream_logs"] = True
+        r = b.request(msg)
         self.assertEqual(r["type"], "loaded", r)
         return b, r
 
@@ -327,6 +330,43 @@ class BootstrapTests(object):
         r = self.invoke(b, {"n": 10}, "e2")
         self.assertEqual(r["status"], "success")
         self.assertEqual(r["output"], "x" * 10)
+
+    def streamed_call(self, b, event, execution_id="e1"):
+        """Invokes; returns (the `log` messages' texts with the time each came, the result)."""
+        t0 = time.monotonic()
+        b.send({"type": "invoke", "id": execution_id, "event": event, "context": ctx(execution_id)})
+        logs = []
+        while True:
+            m = b.recv()
+            if m["type"] != "log":
+                self.assertEqual((m["type"], m["id"]), ("result", execution_id), m)
+                return logs, m
+            self.assertEqual(m["id"], execution_id, m)
+            logs.append((m["logs"], time.monotonic() - t0))
+
+    def test_streamed_logs_leave_as_they_are_written(self):
+        # What a call prints reaches the host before it answers: one that then loops until its
+        # timeout (and is killed) has not lost it.
+        b, _ = self.loaded(self.LOG_THEN_SPIN, stream=True)
+        logs, r = self.streamed_call(b, {"s": 1.5})
+        self.assertEqual(r["status"], "success", r)
+        self.assertEqual("".join(t for t, _ in logs), "before the loop\n")
+        self.assertLess(logs[0][1], 1.0, "sent when written, not with the answer")
+        self.assertEqual(r["logs"], "", "nothing left to send with the answer")
+        # Without stream_logs, everything comes with the answer (older hosts).
+        b2, _ = self.loaded(self.LOG_THEN_SPIN)
+        r = self.invoke(b2, {"s": 0.01})
+        self.assertEqual(r["logs"], "before the loop\n")
+
+    def test_streamed_logs_are_bounded(self):
+        b, _ = self.loaded(self.MANY_LOGS, max_logs=100, stream=True)
+        logs, r = self.streamed_call(b, {"n": 1000})
+        streamed = "".join(t for t, _ in logs)
+        self.assertTrue(streamed.endswith("\n[fnbox: logs truncated]"), "the cut is streamed too: " + streamed)
+        self.assertEqual(len(streamed[: -len("\n[fnbox: logs truncated]")].encode()), 100)
+        self.assertEqual(r["logs"], "\n[fnbox: logs truncated]", "and marked in the answer")
+        logs, r = self.streamed_call(b, {"n": 2}, "e2")
+        self.assertEqual(("".join(t for t, _ in logs), r["logs"]), ("line 0\nline 1\n", ""))
 
     def test_logs_truncated(self):
         b, _ = self.loaded(self.MANY_LOGS, max_logs=100)
@@ -516,6 +556,13 @@ class PythonBootstrapTest(BootstrapTests, unittest.TestCase):
     ASYNC_RAISES_TYPE = "KeyError"
     BIG_OUTPUT = "def handler(event, context):\n    return 'x' * event['n']\n"
     MANY_LOGS = "def handler(event, context):\n    for i in range(event['n']):\n        print('line', i)\n"
+    LOG_THEN_SPIN = ("import time\n"
+                     "def handler(event, context):\n"
+                     "    print('before the loop')\n"
+                     "    end = time.monotonic() + event['s']\n"
+                     "    while time.monotonic() < end:\n"
+                     "        pass\n"
+                     "    return 'done'\n")
     MANY_LOGS_UTF8 = "def handler(event, context):\n    for i in range(event['n']):\n        print('é€😀')\n"
     ECHO = "def handler(event, context):\n    return event\n"
     LONE_SURROGATE = "def handler(event):\n    print('a\\ud800b')\n    return ['\\ud800', '\\\\ud800', '\\U0001F600']\n"
@@ -652,6 +699,12 @@ class NodeBootstrapTest(BootstrapTests, unittest.TestCase):
     ASYNC_RAISES_TYPE = "RangeError"
     BIG_OUTPUT = "exports.handler = (e) => 'x'.repeat(e.n);\n"
     MANY_LOGS = "exports.handler = (e) => { for (let i = 0; i < e.n; i++) console.log('line', i); };\n"
+    LOG_THEN_SPIN = ("exports.handler = (e) => {\n"
+                     "  console.log('before the loop');\n"
+                     "  const end = Date.now() + e.s * 1000;\n"
+                     "  while (Date.now() < end) {}\n"
+                     "  return 'done';\n"
+                     "};\n")
     MANY_LOGS_UTF8 = "exports.handler = (e) => { for (let i = 0; i < e.n; i++) console.log('é€😀'); };\n"
     ECHO = "exports.handler = (event) => event;\n"
     LONE_SURROGATE = "exports.handler = () => { console.log('a\\ud800b'); return ['\\ud800', '\\\\ud800', '\\u{1F600}']; };\n"

@@ -379,6 +379,7 @@ mod tests {
         assert!(invoke_role_may(&Method::POST, "/api/v1/functions/hello/invoke"));
         assert!(!invoke_role_may(&Method::POST, "/api/v1/functions"));
         assert!(!invoke_role_may(&Method::PUT, "/api/v1/functions/hello"));
+        assert!(!invoke_role_may(&Method::PATCH, "/api/v1/functions/hello"));
         assert!(!invoke_role_may(&Method::DELETE, "/api/v1/functions/hello"));
         assert!(!invoke_role_may(&Method::POST, "/api/v1/functions/hello/compare"));
         assert!(!invoke_role_may(&Method::POST, "/api/v1/functions//invoke"));

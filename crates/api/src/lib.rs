@@ -2,6 +2,7 @@
 //! become HTTP errors in one place ([`error`]). Nothing here knows what a container is.
 
 pub mod auth;
+mod compression;
 mod error;
 mod extract;
 mod function_url;
@@ -116,6 +117,7 @@ pub fn router(engine: Engine, auth: Auth) -> Router {
         .layer(axum::middleware::from_fn_with_state(limit, refuse_oversized))
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_key))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(compression::layer())
         .layer(TraceLayer::new_for_http())
 }
 

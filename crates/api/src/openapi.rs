@@ -27,6 +27,7 @@ use crate::routes;
         routes::functions::create,
         routes::functions::get,
         routes::functions::update,
+        routes::functions::patch,
         routes::functions::delete,
         routes::functions::invoke,
         routes::functions::build,

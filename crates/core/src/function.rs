@@ -370,10 +370,53 @@ fn default_max_retries() -> u32 {
     DEFAULT_MAX_RETRIES
 }
 
-/// A partial update; absent fields keep their value.
+/// A partial update; absent fields keep their value. It also takes the read-only fields of a
+/// function as `GET` returns it, so that a client can send back what it read with one field
+/// changed: they are ignored, except `name`, which must be the function's (see
+/// [`FunctionPatch::renames`]). Truly unknown fields are still refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionPatch {
+    /// Read-only: if given, it must be the function's name (functions are not renamed).
+    #[serde(default, skip_serializing)]
+    #[schema(read_only)]
+    pub name: Option<String>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<Uuid>)]
+    pub id: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored (set variables with `env`).
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<Vec<String>>)]
+    pub env_names: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<BuildSummary>)]
+    pub build: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<u32>)]
+    pub serving_version: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<String>)]
+    pub url: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored (send `If-Match` with the `ETag` to update only an unchanged function).
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<u32>)]
+    pub version: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<DateTime<Utc>>)]
+    pub created_at: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<DateTime<Utc>>)]
+    pub updated_at: Option<serde::de::IgnoredAny>,
+    /// Read-only, ignored (what the list of functions adds to each).
+    #[serde(default, skip_serializing)]
+    #[schema(read_only, value_type = Option<crate::LastExecution>)]
+    pub last_execution: Option<serde::de::IgnoredAny>,
     #[schema(max_length = 1024)]
     pub description: Option<String>,
     pub language: Option<Language>,
@@ -392,7 +435,10 @@ pub struct FunctionPatch {
     /// `null` removes it, a name not given keeps its value. So a client can keep the values
     /// without knowing them (they are write-only).
     pub env: Option<BTreeMap<String, Option<String>>>,
-    pub sample_input: Option<serde_json::Value>,
+    /// A new example event; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub sample_input: Option<Option<serde_json::Value>>,
     /// New dependencies text; `null` or `""` removes them. The version built meanwhile keeps
     /// serving until the new build is ready.
     #[serde(default, deserialize_with = "present")]
@@ -405,6 +451,16 @@ pub struct FunctionPatch {
 /// A field that is present (even as `null`) is `Some`, so `null` can mean "remove".
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+impl FunctionPatch {
+    /// When the patch names a function other than `name`: the refusal's message. A function
+    /// is not renamed by an update; the name in the body is only checked.
+    pub fn renames(&self, name: &str) -> Option<String> {
+        self.name.as_deref().filter(|n| *n != name).map(|n| {
+            format!("`{n}` is not this function's name (`{name}`); a function cannot be renamed")
+        })
+    }
 }
 
 impl Function {
@@ -538,7 +594,7 @@ impl Function {
             };
         }
         if let Some(v) = patch.sample_input {
-            self.sample_input = Some(v);
+            self.sample_input = v;
         }
         if let Some(v) = patch.dependencies {
             self.dependencies = v.filter(|d| !d.trim().is_empty());

@@ -8,10 +8,12 @@ pub mod execution;
 pub mod function;
 pub mod inflight;
 pub mod keys;
+pub mod merge_patch;
 pub mod metrics;
 pub mod queue;
 pub mod schedule;
 pub mod store;
+pub mod summary;
 pub mod validation;
 
 pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, RawJson, Trigger, TriggerFilter};
@@ -21,5 +23,6 @@ pub use function::{function_url, BuildSummary, Function, HttpAccess, FunctionInf
 pub use queue::{DeadLetter, Enqueued, QueueItem};
 pub use schedule::{CronSpec, Fired, Schedule};
 pub use store::{Failure, Store, StoreError};
+pub use summary::{ErrorSummary, ExecutionSummary, LastExecution};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

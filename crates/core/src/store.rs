@@ -1,11 +1,13 @@
 //! The persistence boundary: SQLite (embedded, the default) and PostgreSQL (shared by the
 //! nodes of a cluster) implement it, and `fnbox-store`'s conformance suite holds both to it.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::metrics::{MetricsFilter, Sample};
-use crate::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Fired, Function, QueueItem, Schedule};
+use crate::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Fired, Function, LastExecution, QueueItem, Schedule};
 
 /// A failed execution, for grouping errors.
 #[derive(Debug, Clone)]
@@ -66,6 +68,9 @@ pub trait Store: Send + Sync + 'static {
     async fn recover_interrupted(&self, error: ErrorInfo) -> Result<u64, StoreError>;
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError>;
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, StoreError>;
+    /// The most recent execution of each of `functions` that has one, comparison runs left
+    /// out, without payloads: one indexed read per function (the list of functions shows it).
+    async fn last_executions(&self, functions: &[String]) -> Result<HashMap<String, LastExecution>, StoreError>;
 
     /// The numbers of every matching execution (no payloads), for aggregates.
     async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError>;

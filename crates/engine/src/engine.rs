@@ -198,6 +198,29 @@ impl Engine {
         patch: FunctionPatch,
         if_match: Option<&str>,
     ) -> Result<Arc<Function>, EngineError> {
+        self.update_function_with(name, if_match, |_| Ok(patch)).await
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) of the function's document, read against the
+    /// current function under the same write lock as the update, so no concurrent change is
+    /// merged over.
+    pub async fn patch_function(
+        &self,
+        name: &str,
+        merge_patch: serde_json::Value,
+        if_match: Option<&str>,
+    ) -> Result<Arc<Function>, EngineError> {
+        self.update_function_with(name, if_match, |current| Ok(FunctionPatch::from_merge_patch(current, merge_patch)?))
+            .await
+    }
+
+    /// An update: `make_patch` gets the current function (after the `If-Match` check).
+    async fn update_function_with(
+        &self,
+        name: &str,
+        if_match: Option<&str>,
+        make_patch: impl FnOnce(&Function) -> Result<FunctionPatch, EngineError>,
+    ) -> Result<Arc<Function>, EngineError> {
         let _writing = self.inner.writes.lock().await;
         let current = if self.inner.cluster.get().is_some() {
             // Another node may have changed it a moment ago: start from the store's copy.
@@ -210,6 +233,10 @@ impl Engine {
             if !etag_matches(expected, &etag) {
                 return Err(EngineError::Stale { name: name.to_owned(), etag });
             }
+        }
+        let patch = make_patch(&current)?;
+        if let Some(msg) = patch.renames(name) {
+            return Err(EngineError::Invalid(fnbox_core::ValidationErrors::single("name", msg)));
         }
         let mut f = (*current).clone();
         let code_changed = patch.code.as_ref().is_some_and(|c| *c != f.code) || patch.language.is_some_and(|l| l != f.language);
@@ -305,6 +332,14 @@ impl Engine {
 
     pub async fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>, EngineError> {
         Ok(self.inner.store.list_executions(filter).await?)
+    }
+
+    /// The newest execution of each named function that ran (comparison runs left out).
+    pub async fn last_executions(
+        &self,
+        functions: &[String],
+    ) -> Result<std::collections::HashMap<String, fnbox_core::LastExecution>, EngineError> {
+        Ok(self.inner.store.last_executions(functions).await?)
     }
 
     pub async fn execution(&self, id: Uuid) -> Result<Execution, EngineError> {
@@ -465,7 +500,9 @@ impl Engine {
                     }
                 }
             }
-            InvokeOutcome::TimedOut { memory_bytes } => {
+            InvokeOutcome::TimedOut { memory_bytes, logs } => {
+                // What it printed before it was stopped (streamed by the bootstrap).
+                exec.logs = logs;
                 exec.memory_bytes = memory_bytes;
                 exec.status = ExecutionStatus::Timeout;
                 exec.error = Some(ErrorInfo::new(
@@ -484,7 +521,8 @@ impl Engine {
                 ));
                 false
             }
-            InvokeOutcome::Died { reason, stderr, memory_bytes, memory_limit_hit } => {
+            InvokeOutcome::Died { reason, stderr, memory_bytes, memory_limit_hit, logs } => {
+                exec.logs = logs;
                 exec.memory_bytes = memory_bytes;
                 let exit = self.inner.pools.backend().exit_info(&sandbox_id).await.unwrap_or_default();
                 if exit.oom_killed || memory_limit_hit {

@@ -12,6 +12,7 @@ mod cgroup;
 pub mod channel;
 pub mod docker;
 pub mod fake;
+mod logs;
 pub mod pool;
 pub mod protocol;
 pub mod sandbox;

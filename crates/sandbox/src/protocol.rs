@@ -18,6 +18,10 @@ pub enum Request<'a> {
         env: &'a BTreeMap<String, String>,
         max_output_bytes: usize,
         max_log_bytes: usize,
+        /// Asks the bootstrap to send what an invocation prints as it is printed (`log`
+        /// messages) rather than with its `result`: then a call that never answers (killed at
+        /// its timeout or for memory) still has its logs. Older bootstraps ignore it.
+        stream_logs: bool,
     },
     Invoke {
         id: &'a str,
@@ -47,6 +51,8 @@ pub enum Reply {
     Loaded { logs: String },
     LoadFailed { error: ErrorInfo, logs: String },
     Result(InvokeResult),
+    /// Part of what invocation `id` printed, sent as it was printed (with `stream_logs`).
+    Log { id: String, logs: String },
     ProtocolError { message: String },
 }
 
@@ -80,6 +86,13 @@ struct LoadedMsg {
 #[derive(Deserialize)]
 struct LoadFailedMsg {
     error: ErrorInfo,
+    #[serde(default)]
+    logs: String,
+}
+
+#[derive(Deserialize)]
+struct LogMsg {
+    id: String,
     #[serde(default)]
     logs: String,
 }
@@ -131,6 +144,10 @@ pub fn decode(line: &[u8]) -> Result<Reply, String> {
     let env: Envelope<'_> = serde_json::from_slice(line).map_err(unreadable)?;
     Ok(match env.kind.as_ref() {
         "result" => Reply::Result(serde_json::from_slice(line).map_err(unreadable)?),
+        "log" => {
+            let m: LogMsg = serde_json::from_slice(line).map_err(unreadable)?;
+            Reply::Log { id: m.id, logs: m.logs }
+        }
         "ready" => {
             let m: ReadyMsg = serde_json::from_slice(line).map_err(unreadable)?;
             Reply::Ready { language: m.language, runtime_version: m.runtime_version }
@@ -186,6 +203,9 @@ mod tests {
             .expect("decodes");
         assert!(matches!(r, Reply::LoadFailed { error, .. } if error.line == Some(3)));
         assert!(decode(b"garbage").is_err());
+        let r = decode(br#"{"type":"log","id":"7","logs":"hi\n"}"#).expect("decodes");
+        assert!(matches!(r, Reply::Log { id, logs } if id == "7" && logs == "hi\n"));
+        assert!(decode(br#"{"type":"log","logs":"no id"}"#).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::backend::{CpuProbe, LineReceiver, MemoryProbe, SandboxBackend, SandboxError, SandboxId, SandboxKey, SandboxSpec, TaskProbe};
+use crate::logs::StreamedLogs;
 use crate::protocol::{self, InvokeContext, InvokeResult, Reply, Request};
 
 /// A running sandbox whose bootstrap answers on its protocol channel. It is either
@@ -34,6 +35,9 @@ pub struct Sandbox {
     loaded: bool,
     /// Logs the module printed while loading; handed to the first invocation's record.
     pending_logs: String,
+    /// The bound on one invocation's logs (the function's `max_log_bytes`, from `load`), kept
+    /// by the host on what the bootstrap streams.
+    max_log_bytes: usize,
 }
 
 /// Why a function's code did not load. `timed_out` is the host's own finding (no answer in
@@ -51,14 +55,16 @@ pub enum InvokeOutcome {
     /// running after the call (as the bootstrap reports it, and as the host counts it where it
     /// can); when it is not empty the sandbox must not serve another call.
     Completed { result: InvokeResult, memory_bytes: Option<u64>, leftover: Vec<String> },
-    /// No answer before the deadline: the sandbox must be destroyed.
-    TimedOut { memory_bytes: Option<u64> },
+    /// No answer before the deadline: the sandbox must be destroyed. `logs` is what the call
+    /// printed before (as the bootstrap streamed it, bounded by the host).
+    TimedOut { memory_bytes: Option<u64>, logs: String },
     /// The sandbox wrote something that is not the answer to this call (a message nobody asked
     /// for, another call's id): the function is writing on its bootstrap's channel. The sandbox
     /// is still running; it must be destroyed, and nothing it said is believed.
     Violated { reason: String, memory_bytes: Option<u64> },
     /// The channel closed or broke mid-invocation (crash, exit, OOM kill, garbage on the wire).
-    Died { reason: String, stderr: String, memory_bytes: Option<u64>, memory_limit_hit: bool },
+    /// `logs` is what the call printed before, as for [`InvokeOutcome::TimedOut`].
+    Died { reason: String, stderr: String, memory_bytes: Option<u64>, memory_limit_hit: bool, logs: String },
 }
 
 /// An idle sandbox that used more CPU than this, and more than 1/[`IDLE_CPU_SHARE`] of the time
@@ -130,6 +136,7 @@ impl Sandbox {
             invocations: 0,
             loaded: false,
             pending_logs: String::new(),
+            max_log_bytes: 0,
         };
         match sandbox.recv(ready_timeout).await {
             Ok(Reply::Ready { runtime_version, .. }) => {
@@ -217,7 +224,8 @@ impl Sandbox {
         timeout: Duration,
     ) -> Result<Result<(), LoadFailure>, SandboxError> {
         self.loaded = true;
-        let req = Request::Load { code, handler: "handler", env, max_output_bytes, max_log_bytes };
+        self.max_log_bytes = max_log_bytes;
+        let req = Request::Load { code, handler: "handler", env, max_output_bytes, max_log_bytes, stream_logs: true };
         self.send(&req).await.map_err(SandboxError::Protocol)?;
         match self.recv(timeout).await {
             Ok(Reply::Loaded { logs }) => {
@@ -256,9 +264,22 @@ impl Sandbox {
             p.reset_peak();
         }
         let t0 = Instant::now();
+        let deadline = t0 + timeout;
         let sent = self.send(&Request::Invoke { id, event, context }).await;
+        // What the call prints arrives as `log` messages before its answer; the load's logs
+        // come first.
+        let mut streamed = StreamedLogs::new(self.max_log_bytes);
+        streamed.push(&std::mem::take(&mut self.pending_logs));
+        let mut peak = None;
         let (reply, sampled) = match sent {
-            Ok(()) => self.recv_sampling_memory(timeout).await,
+            Ok(()) => loop {
+                let (reply, sampled) = self.recv_sampling_memory(deadline.saturating_duration_since(Instant::now())).await;
+                peak = peak.max(sampled);
+                match reply {
+                    Ok(Reply::Log { id: of, logs }) if of == id => streamed.push(&logs),
+                    reply => break (reply, peak),
+                }
+            },
             Err(e) => (Err(RecvError::Closed(e)), None),
         };
         // A sandbox killed for memory may have lost its cgroup before this read: then the
@@ -268,9 +289,7 @@ impl Sandbox {
         self.last_used = Instant::now();
         match reply {
             Ok(Reply::Result(mut result)) if result.id == id => {
-                if !self.pending_logs.is_empty() {
-                    result.logs = std::mem::take(&mut self.pending_logs) + &result.logs;
-                }
+                result.logs = streamed.finish(&result.logs);
                 // The bootstrap shares its process with the function, which can write a result
                 // of its own: its timing is believed only within what the host measured.
                 let host_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -287,7 +306,7 @@ impl Sandbox {
                 }
                 InvokeOutcome::Violated { reason: format!("unexpected message on the sandbox's channel: {shown}"), memory_bytes }
             }
-            Err(RecvError::Timeout) => InvokeOutcome::TimedOut { memory_bytes },
+            Err(RecvError::Timeout) => InvokeOutcome::TimedOut { memory_bytes, logs: streamed.finish("") },
             Err(RecvError::Closed(reason)) => {
                 // Give the reader a moment to collect the last stderr bytes of a dying process.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -296,6 +315,7 @@ impl Sandbox {
                     stderr: self.stderr_excerpt(),
                     memory_bytes,
                     memory_limit_hit: near_limit || self.memory.as_ref().is_some_and(MemoryProbe::hit_limit),
+                    logs: streamed.finish(""),
                 }
             }
         }

@@ -1,13 +1,15 @@
 //! Execution reads (one, a filtered page bounded by count and bytes), recovery of this node's
 //! executions a crash cut short, and pruning.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, StoreError, TriggerFilter};
+use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, LastExecution, StoreError, TriggerFilter};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::error::db;
-use crate::rows::{get, insert_executions, row_to_execution, EXECUTION_COLUMNS};
+use crate::rows::{from_micros, get, insert_executions, parsed, row_to_execution, EXECUTION_COLUMNS};
 use crate::store::PostgresStore;
 
 /// Rows fetched at a time while a page is bounded by bytes.
@@ -117,6 +119,37 @@ pub(crate) async fn list(store: &PostgresStore, filter: &ExecutionFilter) -> Res
         }
     }
     tx.commit().await.map_err(db)?;
+    Ok(out)
+}
+
+/// Each function's newest non-comparison execution, in one statement: per name, a walk down
+/// `executions_by_function` (function, id) from its newest id (a lateral join).
+pub(crate) async fn last(store: &PostgresStore, functions: &[String]) -> Result<HashMap<String, LastExecution>, StoreError> {
+    if functions.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let client = store.client().await?;
+    let rows = client
+        .query(
+            "SELECT f.name, e.id, e.status, e.started_us, e.duration_ms, e.\"trigger\"
+             FROM UNNEST($1::text[]) AS f(name)
+             CROSS JOIN LATERAL (SELECT id, status, started_us, duration_ms, \"trigger\" FROM executions
+                 WHERE function_name = f.name AND \"trigger\" != 'compare' ORDER BY id DESC LIMIT 1) e",
+            &[&functions],
+        )
+        .await
+        .map_err(db)?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let last = LastExecution {
+            id: get(r, 1)?,
+            status: parsed(r, 2, "status")?,
+            started_at: from_micros(get(r, 3)?)?,
+            duration_ms: get(r, 4)?,
+            trigger: parsed(r, 5, "trigger")?,
+        };
+        out.insert(get::<String>(r, 0)?, last);
+    }
     Ok(out)
 }
 

@@ -15,7 +15,7 @@ pub(crate) fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreEr
     r.try_get(i).map_err(db)
 }
 
-fn parsed<T: std::str::FromStr<Err = String>>(r: &Row, i: usize, what: &str) -> Result<T, StoreError> {
+pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(r: &Row, i: usize, what: &str) -> Result<T, StoreError> {
     get::<&str>(r, i)?.parse().map_err(|e: String| corrupt(what, e))
 }
 

@@ -195,6 +195,10 @@ impl Store for PostgresStore {
         self.track(executions::list(self, filter)).await
     }
 
+    async fn last_executions(&self, functions: &[String]) -> Result<std::collections::HashMap<String, fnbox_core::LastExecution>, StoreError> {
+        self.track(executions::last(self, functions)).await
+    }
+
     async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError> {
         self.track(metrics::samples(self, filter)).await
     }

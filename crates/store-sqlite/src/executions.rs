@@ -1,12 +1,14 @@
 //! Execution reads (one, a filtered page bounded by count and bytes), recovery of those a
 //! crash cut short, and pruning.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, StoreError, TriggerFilter};
+use fnbox_core::{ErrorInfo, Execution, ExecutionFilter, LastExecution, StoreError, TriggerFilter};
 use rusqlite::OptionalExtension;
 use uuid::Uuid;
 
-use crate::rows::{row_to_execution, EXECUTION_COLUMNS};
+use crate::rows::{parse_err, parse_time, row_to_execution, EXECUTION_COLUMNS};
 use crate::store::{backend, SqliteStore};
 use crate::writer::insert_execution;
 
@@ -110,6 +112,38 @@ pub(crate) async fn list(store: &SqliteStore, filter: &ExecutionFilter) -> Resul
     .await
 }
 
+
+/// Each function's newest non-comparison execution: a walk down `executions_by_function`
+/// (function, id) from the function's newest id, per function.
+pub(crate) async fn last(store: &SqliteStore, functions: &[String]) -> Result<HashMap<String, LastExecution>, StoreError> {
+    let functions = functions.to_vec();
+    store.read(move |conn| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, status, started_at, duration_ms, \"trigger\" FROM executions
+             WHERE function_name = ?1 AND \"trigger\" != 'compare' ORDER BY id DESC LIMIT 1",
+        )?;
+        let mut out = HashMap::with_capacity(functions.len());
+        for name in functions {
+            let last = stmt
+                .query_row([&name], |r| {
+                    let id: String = r.get(0)?;
+                    Ok(LastExecution {
+                        id: Uuid::parse_str(&id).map_err(|e| parse_err(0, e.to_string()))?,
+                        status: r.get::<_, String>(1)?.parse().map_err(|e: String| parse_err(1, e))?,
+                        started_at: parse_time(2, &r.get::<_, String>(2)?)?,
+                        duration_ms: r.get(3)?,
+                        trigger: r.get::<_, String>(4)?.parse().map_err(|e: String| parse_err(4, e))?,
+                    })
+                })
+                .optional()?;
+            if let Some(last) = last {
+                out.insert(name, last);
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
 
 pub(crate) async fn prune(store: &SqliteStore, before: Option<DateTime<Utc>>, keep_max: Option<u64>) -> Result<u64, StoreError> {
     store.write(move |conn| {

@@ -165,6 +165,10 @@ impl Store for SqliteStore {
         executions::list(self, filter).await
     }
 
+    async fn last_executions(&self, functions: &[String]) -> Result<std::collections::HashMap<String, fnbox_core::LastExecution>, StoreError> {
+        executions::last(self, functions).await
+    }
+
     async fn samples(&self, filter: &MetricsFilter) -> Result<Vec<Sample>, StoreError> {
         metrics::samples(self, filter).await
     }

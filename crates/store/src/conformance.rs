@@ -52,6 +52,7 @@ pub const ALL: &[&str] = &[
     "filters_and_paging",
     "a_page_of_executions_is_bounded_by_bytes",
     "comparison_runs_are_left_out_unless_asked_for",
+    "last_execution_of_each_function_leaves_comparisons_out",
     "failures_carry_the_type_and_the_start_of_the_message_only",
     "samples_follow_the_metrics_filter",
     "prune_by_age_and_count",
@@ -458,6 +459,28 @@ pub async fn comparison_runs_are_left_out_unless_asked_for(b: &dyn Backend) {
     assert!(failures.is_empty(), "the comparison's failure is not among the user's errors");
     let only_compare = MetricsFilter { trigger: TriggerFilter::Only(Trigger::Compare), ..Default::default() };
     assert_eq!(store.failures(&only_compare).await.expect("failures").len(), 1);
+}
+
+pub async fn last_execution_of_each_function_leaves_comparisons_out(b: &dyn Backend) {
+    let store = b.open("n1").await;
+    let names = |ns: &[&str]| ns.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert!(store.last_executions(&names(&["f", "g"])).await.expect("last").is_empty(), "nothing ran yet");
+    let old = execution("f", ExecutionStatus::Success);
+    let newest = Execution { id: Uuid::now_v7(), duration_ms: 7.25, trigger: Trigger::Http, ..execution("f", ExecutionStatus::Timeout) };
+    let cmp = Execution { id: Uuid::now_v7(), trigger: Trigger::Compare, ..execution("f", ExecutionStatus::Error) };
+    let other = Execution { id: Uuid::now_v7(), ..execution("g", ExecutionStatus::Error) };
+    let many: Vec<Execution> = (0..30).map(|_| Execution { id: Uuid::now_v7(), ..execution("h", ExecutionStatus::Success) }).collect();
+    for e in [&old, &newest, &cmp, &other].into_iter().chain(&many) {
+        store.record_execution(e.clone()).await.expect("record");
+    }
+    let last = store.last_executions(&names(&["f", "g", "h", "never-ran"])).await.expect("last");
+    assert_eq!(last.len(), 3, "{last:?}");
+    let f = &last["f"];
+    assert_eq!((f.id, f.status, f.trigger, f.duration_ms), (newest.id, ExecutionStatus::Timeout, Trigger::Http, 7.25));
+    assert_eq!(f.started_at.timestamp_micros(), newest.started_at.timestamp_micros());
+    assert_eq!(last["g"].id, other.id);
+    assert_eq!(last["h"].id, many[29].id, "the newest of many");
+    assert!(store.last_executions(&[]).await.expect("last").is_empty());
 }
 
 pub async fn failures_carry_the_type_and_the_start_of_the_message_only(b: &dyn Backend) {

@@ -75,6 +75,7 @@ suite!(
     filters_and_paging,
     a_page_of_executions_is_bounded_by_bytes,
     comparison_runs_are_left_out_unless_asked_for,
+    last_execution_of_each_function_leaves_comparisons_out,
     failures_carry_the_type_and_the_start_of_the_message_only,
     samples_follow_the_metrics_filter,
     prune_by_age_and_count,

@@ -89,10 +89,12 @@ pub async fn call_path(state: State<AppState>, req: Request) -> Response {
 }
 
 async fn call(State(state): State<AppState>, req: Request) -> Response {
-    match run(&state, req).await {
+    let mut resp = match run(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    resp.extensions_mut().insert(crate::compression::Verbatim);
+    resp
 }
 
 async fn run(state: &AppState, req: Request) -> Result<Response, ApiError> {

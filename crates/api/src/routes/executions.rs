@@ -42,6 +42,19 @@ pub struct ListQuery {
     /// At most this many (default 50); a page also stops before its JSON passes 4 MiB.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `full` (the default): whole records. `summary`: records without input, output, logs
+    /// and error stack (an `ExecutionSummary` each), for lists that show figures and status.
+    #[param(pattern = "^(full|summary)?$")]
+    view: Option<String>,
+}
+
+/// An item of the executions list: a whole record, or with `view=summary` one without payloads.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only describes the answer: items are serialized as one type or the other
+pub enum ListedExecution {
+    Full(Execution),
+    Summary(fnbox_core::ExecutionSummary),
 }
 
 const MAX_LIMIT: u32 = 1000;
@@ -67,6 +80,19 @@ pub struct StreamQuery {
 }
 
 impl ListQuery {
+    /// Whether `view=summary` was asked for.
+    fn summary(&self) -> Result<bool, ApiError> {
+        match self.view.as_deref().unwrap_or("") {
+            "" | "full" => Ok(false),
+            "summary" => Ok(true),
+            other => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("view: unknown view `{other}` (expected full or summary)"),
+            )),
+        }
+    }
+
     fn into_filter(self) -> Result<ExecutionFilter, ApiError> {
         let bad = |name: &str, msg: String| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", format!("{name}: {msg}"));
         Ok(ExecutionFilter {
@@ -94,21 +120,30 @@ impl ListQuery {
 
 /// Newest first, paged: at most `limit`, and never more than 4 MiB of JSON (at least one
 /// execution). When there are more, `X-Next-Before` holds the id to pass as `before`, and
-/// `Link` the next page's URL.
+/// `Link` the next page's URL. With `view=summary` each is an `ExecutionSummary` (no input,
+/// output, logs or stack).
 #[utoipa::path(get, operation_id = "listExecutions", path = "/api/v1/executions", tag = "executions", params(ListQuery),
-    responses((status = 200, description = "Newest first; a page of at most `limit` executions and 4 MiB", body = Vec<Execution>,
+    responses((status = 200, description = "Newest first; a page of at most `limit` executions and 4 MiB (`Execution`s, or `ExecutionSummary`s with `view=summary`)", body = Vec<ListedExecution>,
             headers(("X-Next-Before" = String, description = "Present when there are more: pass it as `before` for the next page"),
                 ("Link" = String, description = "Present when there are more: `<next page URL>; rel=\"next\"`"))),
         (status = 400, description = "Bad query parameter", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, uri: Uri, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let summary = q.summary()?;
     let mut filter = q.into_filter()?;
     let limit = filter.limit as usize;
     // One more than the page, and a store-side bound on size, so a page that is cut by either
     // is told apart from the last one without reading more than a page into memory.
     filter.limit += 1;
     filter.max_bytes = Some(page::PAGE_BYTES);
+    // The store still bounds what it reads by the full records' size (so memory stays bounded
+    // whatever the view); a summary page may then hold fewer than `limit`, with the cursor.
     let rows = state.engine.executions(&filter).await?;
-    let (body, n) = page::json_array(&rows, limit, page::PAGE_BYTES)?;
+    let (body, n) = if summary {
+        let brief: Vec<fnbox_core::ExecutionSummary> = rows.iter().map(Into::into).collect();
+        page::json_array(&brief, limit, page::PAGE_BYTES)?
+    } else {
+        page::json_array(&rows, limit, page::PAGE_BYTES)?
+    };
     let next = (n < rows.len()).then(|| rows[n.saturating_sub(1)].id.to_string());
     Ok(page::response(body, &uri, "x-next-before", "before", next.as_deref()))
 }

@@ -2,7 +2,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use fnbox_core::{Execution, Function, FunctionInfo, FunctionPatch, FunctionSpec, Role};
+use fnbox_core::{Execution, Function, FunctionInfo, FunctionPatch, FunctionSpec, LastExecution, Role};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -28,15 +28,26 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
+/// A function as the list gives it: the function and its newest execution, so a list page
+/// needs no second request (and no download of executions) to show how each last ran.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FunctionListItem {
+    #[serde(flatten)]
+    pub function: FunctionInfo,
+    /// The newest execution (comparison runs left out), without payloads (the full record is
+    /// at `GET /api/v1/executions/{id}`); `null` when it never ran.
+    pub last_execution: Option<LastExecution>,
+}
+
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
 /// By name, paged: at most `limit`, and never more than 4 MiB of JSON (at least one function).
 /// When there are more, `X-Next-After` holds the name to pass as `after`, and `Link` the next
 /// page's URL. Environment values are never returned (`env_names` lists the names); `code` is
-/// returned to admin keys only.
+/// returned to admin keys only. Each function carries its `last_execution`.
 #[utoipa::path(get, operation_id = "listFunctions", path = "/api/v1/functions", tag = "functions", params(ListQuery),
-    responses((status = 200, description = "By name; a page of at most `limit` functions and 4 MiB", body = Vec<FunctionInfo>,
+    responses((status = 200, description = "By name; a page of at most `limit` functions and 4 MiB", body = Vec<FunctionListItem>,
             headers(("X-Next-After" = String, description = "Present when there are more: pass it as `after` for the next page"),
                 ("Link" = String, description = "Present when there are more: `<next page URL>; rel=\"next\"`"))),
         (status = 400, description = "Bad query parameter", body = ErrorBody)))]
@@ -60,9 +71,15 @@ pub async fn list(
     let with_code = reads_code(&caller);
     let all = state.engine.list_functions();
     let start = q.after.as_deref().filter(|a| !a.is_empty()).map_or(0, |a| all.partition_point(|f| f.name.as_str() <= a));
-    let rest: Vec<FunctionInfo> = all[start..].iter().take(limit + 1).map(|f| FunctionInfo::of(f, with_code)).collect();
+    let page_of = &all[start..all.len().min(start + limit + 1)];
+    let names: Vec<String> = page_of.iter().map(|f| f.name.clone()).collect();
+    let mut last = state.engine.last_executions(&names).await?;
+    let rest: Vec<FunctionListItem> = page_of
+        .iter()
+        .map(|f| FunctionListItem { function: FunctionInfo::of(f, with_code), last_execution: last.remove(&f.name) })
+        .collect();
     let (body, n) = page::json_array(&rest, limit, page::PAGE_BYTES)?;
-    let next = (n < rest.len()).then(|| rest[n.saturating_sub(1)].name.clone());
+    let next = (n < rest.len()).then(|| rest[n.saturating_sub(1)].function.name.clone());
     Ok(page::response(body, &uri, "x-next-after", "after", next.as_deref()))
 }
 
@@ -151,7 +168,7 @@ pub async fn build(
 #[utoipa::path(put, operation_id = "updateFunction", path = "/api/v1/functions/{name}", tag = "functions",
     params(("name" = String, Path),
         ("if-match" = Option<String>, Header, description = "Update only if the function's ETag is still this one (else 412)")),
-    request_body = FunctionPatch,
+    request_body(content = FunctionPatch, description = "The fields to change; the others keep their value. What `GET` returns is accepted as it is (read-only fields are ignored, `name` must be the function's), so a client can read, edit and send back"),
     responses((status = 200, description = "Updated; a change to code or settings makes a new version. Versions only grow, and concurrent updates apply one after the other (env values are not returned)", body = FunctionInfo,
             headers(("etag" = String, description = "The function's new ETag"))),
         (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
@@ -159,7 +176,7 @@ pub async fn build(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 412, description = "`If-Match` names an older state of the function (`etag_mismatch`)", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 422, description = "Invalid fields, or a `name` that is not the function's", body = ErrorBody),
         (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -167,13 +184,46 @@ pub async fn update(
     headers: HeaderMap,
     Json(patch): Json<FunctionPatch>,
 ) -> Result<Response, ApiError> {
-    let if_match = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", "If-Match is not a valid entity tag list")
-        })?),
-    };
-    let f = state.engine.update_function(&name, patch, if_match).await?;
+    let f = state.engine.update_function(&name, patch, if_match(&headers)?).await?;
+    Ok(with_etag(StatusCode::OK, &f, true))
+}
+
+/// The `If-Match` header, if any, as text.
+fn if_match(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| {
+            v.to_str().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", "If-Match is not a valid entity tag list"))
+        })
+        .transpose()
+}
+
+/// A JSON merge patch (RFC 7396) of the function as `GET` returns it: members given change,
+/// members left out are kept, `null` removes an optional one (`sample_input`, `dependencies`;
+/// `description` becomes empty, `http` off). `sample_input` merges into the current example and
+/// `env` sets (a string) or removes (`null`) variables, keeping the others. Read-only members
+/// are ignored; `name`, if given, must be the function's. Sent as
+/// `application/merge-patch+json` or `application/json`.
+#[utoipa::path(patch, operation_id = "patchFunction", path = "/api/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path),
+        ("if-match" = Option<String>, Header, description = "Update only if the function's ETag is still this one (else 412)")),
+    request_body(content = FunctionPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "Updated, as by PUT (a change to code or settings makes a new version)", body = FunctionInfo,
+            headers(("etag" = String, description = "The function's new ETag"))),
+        (status = 400, description = "Malformed or empty JSON, or nested too deep (`json_too_deep`)", body = ErrorBody),
+        (status = 404, description = "No such function", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 412, description = "`If-Match` names an older state of the function (`etag_mismatch`)", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (`application/merge-patch+json` or `application/json`)", body = ErrorBody),
+        (status = 422, description = "Invalid members (each named), a required one removed, or another `name`", body = ErrorBody),
+        (status = 503, description = "No sandbox can be started to check the code (Retry-After)", body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Json(merge_patch): Json<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let f = state.engine.patch_function(&name, merge_patch, if_match(&headers)?).await?;
     Ok(with_etag(StatusCode::OK, &f, true))
 }
 

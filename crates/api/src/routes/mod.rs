@@ -21,7 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/v1/functions", get(functions::list).post(functions::create))
-        .route("/api/v1/functions/{name}", get(functions::get).put(functions::update).delete(functions::delete))
+        .route("/api/v1/functions/{name}", get(functions::get).put(functions::update).patch(functions::patch).delete(functions::delete))
         .route("/api/v1/functions/{name}/invoke", post(functions::invoke))
         .route("/api/v1/functions/{name}/build", get(functions::build))
         .route("/api/v1/executions", get(executions::list))
