@@ -66,22 +66,13 @@ pub struct MemoryProbe {
 impl MemoryProbe {
     /// Finds the cgroup of a Docker container by the usual layouts (cgroupfs and systemd drivers).
     pub fn find_docker(container_id: &str) -> Option<MemoryProbe> {
-        let v1 = [
-            format!("/sys/fs/cgroup/memory/docker/{container_id}"),
-            format!("/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope"),
-        ];
-        for d in v1 {
-            let dir = PathBuf::from(d);
+        let (v1, v2) = docker_memory_dirs(container_id);
+        for dir in v1 {
             if let Some(peak) = CgroupFile::open(&dir.join("memory.max_usage_in_bytes"), true) {
                 return Some(MemoryProbe { peak, events: dir.join("memory.oom_control") });
             }
         }
-        let v2 = [
-            format!("/sys/fs/cgroup/docker/{container_id}"),
-            format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope"),
-        ];
-        for d in v2 {
-            let dir = PathBuf::from(d);
+        for dir in v2 {
             // Read-only where the kernel cannot reset the peak (before 6.12).
             let peak = CgroupFile::open(&dir.join("memory.peak"), true)
                 .or_else(|| CgroupFile::open(&dir.join("memory.peak"), false));
@@ -116,6 +107,21 @@ impl MemoryProbe {
     }
 }
 
+/// Where a Docker container's memory cgroup may be, by the usual layouts (cgroupfs and systemd
+/// drivers): the cgroup v1 candidates, then the v2 ones.
+fn docker_memory_dirs(container_id: &str) -> ([PathBuf; 2], [PathBuf; 2]) {
+    (
+        [
+            PathBuf::from(format!("/sys/fs/cgroup/memory/docker/{container_id}")),
+            PathBuf::from(format!("/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope")),
+        ],
+        [
+            PathBuf::from(format!("/sys/fs/cgroup/docker/{container_id}")),
+            PathBuf::from(format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope")),
+        ],
+    )
+}
+
 /// Sets a running Docker container's memory limit (swap included, none allowed) in its cgroup.
 ///
 /// Written here rather than through `docker update`: that takes 38 ms on runc (dockerd,
@@ -125,11 +131,8 @@ impl MemoryProbe {
 /// own record (`docker inspect`) keeps the limit the container was created with.
 pub fn set_docker_memory_limit(container_id: &str, bytes: u64) -> std::io::Result<()> {
     let value = bytes.to_string();
-    let v1 = [
-        format!("/sys/fs/cgroup/memory/docker/{container_id}"),
-        format!("/sys/fs/cgroup/memory/system.slice/docker-{container_id}.scope"),
-    ];
-    if let Some(dir) = v1.iter().map(PathBuf::from).find(|d| d.join("memory.limit_in_bytes").exists()) {
+    let (v1, v2) = docker_memory_dirs(container_id);
+    if let Some(dir) = v1.into_iter().find(|d| d.join("memory.limit_in_bytes").exists()) {
         let memory = dir.join("memory.limit_in_bytes");
         let memsw = dir.join("memory.memsw.limit_in_bytes");
         // memory ≤ memory+swap at every moment: lower memory first, raise memory+swap first.
@@ -144,11 +147,7 @@ pub fn set_docker_memory_limit(container_id: &str, bytes: u64) -> std::io::Resul
         }
         return Ok(());
     }
-    let v2 = [
-        format!("/sys/fs/cgroup/docker/{container_id}"),
-        format!("/sys/fs/cgroup/system.slice/docker-{container_id}.scope"),
-    ];
-    match v2.iter().map(PathBuf::from).find(|d| d.join("memory.max").exists()) {
+    match v2.into_iter().find(|d| d.join("memory.max").exists()) {
         // Docker created it with no swap (`memory.swap.max` 0), which stays so.
         Some(dir) => fs::write(dir.join("memory.max"), value),
         None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no memory cgroup found for the container")),
