@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use crate::{baseline_with, call, create, idle_sandbox_mib, machine, pct, sh, sorted, start_server_with, throughput, wait_prewarmed};
+use crate::{baseline_with, call, create, create_call_delete, hello_body, idle_sandbox_mib, machine, pct, sh, sorted, start_server_with, throughput};
 
 /// dockerd's names for the two runsc builds (scripts/lib-setup.sh registers both).
 pub const VERSIONS: [&str; 2] = ["runsc", "runsc-20240729"];
@@ -78,15 +78,8 @@ pub async fn run(warm: usize, cold: usize, seconds: f64, baseline_n: usize) -> R
             let key = format!("{lang}/gvisor/128mb");
             let mut colds = Vec::new();
             for i in 0..cold {
-                wait_prewarmed(&http, &url, &key).await;
-                let name = format!("cold-{}-{i}", &lang[..2]);
-                create(&http, &url, &name, lang, "gvisor", 1).await?;
-                let (ms, body) = call(&http, &url, &name).await?;
-                if body["cold_start"] != json!(true) {
-                    bail!("{v}/{name}: first call was not cold");
-                }
-                colds.push(ms);
-                http.delete(format!("{url}/api/v1/functions/{name}")).send().await?;
+                let body = hello_body(&format!("cold-{}-{i}", &lang[..2]), lang, "gvisor", 1);
+                colds.push(create_call_delete(&http, &url, &key, &body).await?.1);
             }
             let name = format!("hello-{}", &lang[..2]);
             create(&http, &url, &name, lang, "gvisor", 16).await?;

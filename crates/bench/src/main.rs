@@ -133,17 +133,44 @@ async fn call_light(http: &reqwest::Client, url: &str, name: &str) -> bool {
     r.bytes().await.is_ok_and(|b| b.windows(WANT.len()).any(|w| w == WANT))
 }
 
-pub(crate) async fn create(http: &reqwest::Client, url: &str, name: &str, lang: &str, rt: &str, concurrency: u32) -> Result<()> {
+/// A hello-world function's create request.
+pub(crate) fn hello_body(name: &str, lang: &str, rt: &str, concurrency: u32) -> Value {
     let code = if lang == "python" { PY } else { JS };
-    let r = http
-        .post(format!("{url}/api/v1/functions"))
-        .json(&json!({"name": name, "language": lang, "runtime": rt, "code": code, "concurrency": concurrency}))
-        .send()
-        .await?;
+    json!({"name": name, "language": lang, "runtime": rt, "code": code, "concurrency": concurrency})
+}
+
+pub(crate) async fn create(http: &reqwest::Client, url: &str, name: &str, lang: &str, rt: &str, concurrency: u32) -> Result<()> {
+    create_from(http, url, &hello_body(name, lang, rt, concurrency)).await
+}
+
+async fn create_from(http: &reqwest::Client, url: &str, body: &Value) -> Result<()> {
+    let r = http.post(format!("{url}/api/v1/functions")).json(body).send().await?;
     if !r.status().is_success() {
-        bail!("create {name}: {}", r.text().await?);
+        bail!("create {}: {}", body["name"], r.text().await?);
     }
     Ok(())
+}
+
+/// The first call of a new function: its time (ms), once it is seen to be a cold start.
+async fn first_call(http: &reqwest::Client, url: &str, name: &str) -> Result<f64> {
+    let (ms, body) = call(http, url, name).await?;
+    if body["cold_start"] != json!(true) {
+        bail!("{name}: first call was not cold");
+    }
+    Ok(ms)
+}
+
+/// With a pre-started sandbox of `key` ready: creates the function of `body`, calls it once and
+/// deletes it. The create's and the first call's times (ms).
+pub(crate) async fn create_call_delete(http: &reqwest::Client, url: &str, key: &str, body: &Value) -> Result<(f64, f64)> {
+    wait_prewarmed(http, url, key).await;
+    let name = body["name"].as_str().unwrap_or_default();
+    let t0 = Instant::now();
+    create_from(http, url, body).await?;
+    let created = t0.elapsed().as_secs_f64() * 1000.0;
+    let first = first_call(http, url, name).await?;
+    http.delete(format!("{url}/api/v1/functions/{name}")).send().await?;
+    Ok((created, first))
 }
 
 /// `n` functions created back to back, then each called once: the create times and the first
@@ -158,11 +185,7 @@ async fn burst(http: &reqwest::Client, url: &str, lang: &str, rt: &str, n: usize
     }
     let mut firsts = Vec::with_capacity(n);
     for name in &names {
-        let (ms, body) = call(http, url, name).await?;
-        if body["cold_start"] != json!(true) {
-            bail!("{name}: first call was not cold");
-        }
-        firsts.push(ms);
+        firsts.push(first_call(http, url, name).await?);
     }
     for name in &names {
         http.delete(format!("{url}/api/v1/functions/{name}")).send().await?;
@@ -366,16 +389,9 @@ async fn main() -> Result<()> {
         // Cold: a new function's first call, with the pre-started pool warm.
         let mut cold = Vec::new();
         for i in 0..opts.cold {
-            wait_prewarmed(&http, &url, &key).await;
-            let name = format!("cold-{}-{rt}-{i}", &lang[..2]);
-            create(&http, &url, &name, lang, rt, 1).await?;
-            let (ms, body) = call(&http, &url, &name).await?;
-            if body["cold_start"] != json!(true) {
-                bail!("{name}: first call was not cold");
-            }
-            cold.push(ms);
+            let body = hello_body(&format!("cold-{}-{rt}-{i}", &lang[..2]), lang, rt, 1);
+            cold.push(create_call_delete(&http, &url, &key, &body).await?.1);
             served += 1;
-            http.delete(format!("{url}/api/v1/functions/{name}")).send().await?;
         }
         // A burst: 16 new functions created back to back, then each called once (its first call).
         let (burst_create, burst_first) = burst(&http, &url, lang, rt, 16).await?;
@@ -383,23 +399,12 @@ async fn main() -> Result<()> {
         // Memory sizes without a pre-started sandbox of their own (128 MB is the pre-started one).
         let (mut odd_create, mut odd_first) = (Vec::new(), Vec::new());
         for (i, mb) in [192u32, 256, 320, 448, 200, 384, 160, 96].iter().take(if quick { 4 } else { 8 }).enumerate() {
-            wait_prewarmed(&http, &url, &key).await;
-            let name = format!("odd-{}-{rt}-{i}", &lang[..2]);
-            let code = if lang == "python" { PY } else { JS };
-            let body = json!({"name": name, "language": lang, "runtime": rt, "code": code, "memory_mb": mb});
-            let t0 = Instant::now();
-            let r = http.post(format!("{url}/api/v1/functions")).json(&body).send().await?;
-            if !r.status().is_success() {
-                bail!("create {name}: {}", r.text().await?);
-            }
-            odd_create.push(t0.elapsed().as_secs_f64() * 1000.0);
-            let (ms, body) = call(&http, &url, &name).await?;
-            if body["cold_start"] != json!(true) {
-                bail!("{name}: first call was not cold");
-            }
-            odd_first.push(ms);
+            let mut body = hello_body(&format!("odd-{}-{rt}-{i}", &lang[..2]), lang, rt, 1);
+            body["memory_mb"] = json!(mb);
+            let (created, first) = create_call_delete(&http, &url, &key, &body).await?;
+            odd_create.push(created);
+            odd_first.push(first);
             served += 1;
-            http.delete(format!("{url}/api/v1/functions/{name}")).send().await?;
         }
         let (burst_create, burst_first, odd_create, odd_first) = (sorted(burst_create), sorted(burst_first), sorted(odd_create), sorted(odd_first));
         // Warm: one client, after a first call.
