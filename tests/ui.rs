@@ -679,9 +679,15 @@ async fn browser_async_dead_letters_and_schedules() {
         assert!(Instant::now() < deadline, "the retry from the page did not run a new round: {l}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    open_hash(&c, "#/functions").await;
-    open_hash(&c, "#/dead-letters").await;
-    wait_js(&c, "document.querySelector('#dl-rows')?.textContent.includes('flaky-ui') && document.querySelector('[data-discard]')", "the discard button").await;
+    // Moving on while a page still loads: the page left behind must not write over the next
+    // one (it once replaced the dead letters with "Something went wrong" when its table was gone).
+    for _ in 0..5 {
+        c.execute("location.hash = '#/functions'; setTimeout(() => { location.hash = '#/dead-letters'; }, 0); return true;", vec![]).await.expect("hop");
+        wait_js(&c, "location.hash === '#/dead-letters' && document.querySelector('#dl-rows')?.textContent.includes('flaky-ui') && document.querySelector('[data-discard]')", "the discard button").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let clobbered = c.execute("return document.querySelector('#main').textContent.includes('Something went wrong') || !document.querySelector('#dl-rows');", vec![]).await.expect("page");
+        assert_eq!(clobbered, json!(false), "the functions page, left while loading, wrote over the dead letters");
+    }
     c.execute(yes, vec![]).await.expect("confirm");
     c.find(Locator::Css("[data-discard]")).await.expect("discard").click().await.expect("click discard");
     wait_js(&c, "document.querySelector('#dl-rows')?.textContent.includes('flaky-ui') === false", "the dead letter gone from the page").await;

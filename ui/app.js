@@ -108,23 +108,30 @@ const pages = {};
 let cleanup = [];
 function onLeave(fn) { cleanup.push(fn); }
 
+// Bumped on each navigation: a page still loading when the user moves on must not write its
+// result (or its error, e.g. a missing element it looked up) over the page that replaced it.
+let routeSeq = 0;
 async function route() {
+  const seq = ++routeSeq;
   cleanup.forEach((f) => { try { f(); } catch { /* page already gone */ } });
   cleanup = [];
   const [, page = "functions", arg] = location.hash.replace(/^#/, "").split("/");
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page || (page === "edit" && a.dataset.page === "create")));
   $("#nav").classList.remove("open");
-  const main = $("#main");
-  main.innerHTML = "";
+  // Each navigation renders into its own element, so what a page left loading writes later
+  // lands in a detached node, never in the page shown now.
+  const main = $("#main"), view = document.createElement("div");
+  main.replaceChildren(view);
   const render = pages[page] || pages.functions;
   askingForKey = false;
   try {
-    await render(main, arg ? decodeURIComponent(arg) : undefined);
+    await render(view, arg ? decodeURIComponent(arg) : undefined);
   } catch (e) {
+    if (seq !== routeSeq) return; // left while loading: the error belongs to a page no longer shown
     if (e instanceof ApiError && e.status === 401) return; // the key form is showing
-    main.innerHTML = `<div class="panel"><h1>Something went wrong</h1><p>${esc(e.message)}</p></div>`;
+    view.innerHTML = `<div class="panel"><h1>Something went wrong</h1><p>${esc(e.message)}</p></div>`;
   }
-  main.focus({ preventScroll: true });
+  if (seq === routeSeq) main.focus({ preventScroll: true });
 }
 window.addEventListener("hashchange", route);
 
