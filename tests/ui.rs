@@ -722,3 +722,138 @@ async fn browser_async_dead_letters_and_schedules() {
     shot(&c, "async-04-dashboard").await;
     c.close().await.expect("close");
 }
+
+/// Issue 16's defects, each as a user meets it: the dashboard's headline p50 is the server's
+/// exact aggregate (one slow function no longer pulls it up), errors show their message, raw
+/// JSON edits reach the form and the run, a missing function says so, Ctrl+Enter runs, the
+/// editor does not trap Tab and keeps lines whole, an example follows the language, unsaved
+/// edits ask before leaving, Compare with nothing to compare, a comparison that all failed, one
+/// followed with progress across pages, and a server that does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_round_two_defects() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    s.require_runtimes().await;
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+    let yes = "window.confirm = () => true; return true;";
+
+    // Compare with no functions: no empty select with a live Run button.
+    c.goto(&format!("{base}/#/compare")).await.expect("open compare");
+    wait_js(&c, "document.querySelector('#c-none')", "the no-functions note").await;
+    let disabled = c.execute("return document.querySelector('#c-run').disabled && document.querySelector('#c-function').disabled;", vec![]).await.expect("js");
+    assert_eq!(disabled, json!(true), "nothing to compare: Run is off");
+
+    // Dashboard: nine fast runs and one slow one. The median of the ten is a fast run; the
+    // average of the two functions' medians (what the page showed) is over 100 ms.
+    s.create("fast-d", "python", "docker", "def handler(event, context):\n    return 1\n", json!({})).await;
+    s.create("slow-d", "python", "docker", "import time\ndef handler(event, context):\n    time.sleep(0.4)\n    return 2\n", json!({})).await;
+    s.create("boom-d", "python", "docker", "def handler(event, context):\n    raise ValueError('boom <i>here</i>')\n", json!({})).await;
+    for _ in 0..9 {
+        s.invoke("fast-d", &json!({})).await;
+    }
+    s.invoke("slow-d", &json!({})).await;
+    s.invoke("boom-d", &json!({})).await;
+    let (_, agg) = s.get("/api/v1/metrics/summary?group_by=runtime&runtime=docker").await;
+    assert_eq!(agg[0]["invocations"], json!(11), "{agg}");
+    assert!(agg[0].get("function").is_none(), "a runtime row names no function: {agg}");
+    let p50 = agg[0]["duration_ms"]["p50"].as_f64().expect("p50");
+    assert!(p50 < 100.0, "the median of the runs is a fast one: {p50}");
+    open_hash(&c, "#/dashboard").await;
+    let shown = wait_js(&c, "document.querySelector('#stat-p50-docker')?.dataset.ms", "the docker p50").await;
+    let shown: f64 = shown.as_str().and_then(|v| v.parse().ok()).expect("a number");
+    assert!((shown - p50).abs() < 1e-9, "the page's p50 ({shown}) is the server's aggregate ({p50})");
+    let errors = wait_js(&c, "document.querySelector('#d-errors .error-groups')?.textContent", "the errors panel").await;
+    let errors = errors.as_str().unwrap_or("");
+    assert!(errors.contains("ValueError") && errors.contains("boom <i>here</i>") && errors.contains("boom-d"), "type, message and function: {errors}");
+    shot(&c, "r2-01-dashboard").await;
+
+    // A link to a function that does not exist says so instead of opening another one.
+    open_hash(&c, "#/execute/does-not-exist").await;
+    let missing = wait_js(&c, "document.querySelector('#fn-missing')?.textContent", "the missing-function note").await;
+    assert!(missing.as_str().unwrap_or("").contains("does-not-exist"), "{missing}");
+    assert_eq!(c.execute("return document.querySelector('#run') === null;", vec![]).await.expect("js"), json!(true));
+
+    // Raw JSON edits survive going back to the form, and are what runs.
+    s.create("echo-d", "python", "docker", "def handler(event, context):\n    return event\n", json!({"sample_input": {"n": 1}})).await;
+    open_hash(&c, "#/execute/echo-d").await;
+    wait_js(&c, "document.querySelector('#in-n')", "the form").await;
+    c.find(Locator::Css("#tab-raw")).await.expect("raw tab").click().await.expect("click raw");
+    set_value(&c, "#raw", r#"{"n": 7, "extra": "yes"}"#).await;
+    c.find(Locator::Css("#tab-form")).await.expect("form tab").click().await.expect("click form");
+    let form = c.execute("return [document.querySelector('#in-n')?.value, document.querySelector('#in-extra')?.value];", vec![]).await.expect("js");
+    assert_eq!(form, json!(["7", "yes"]), "the form shows the JSON typed");
+    // Arrow keys move between the tabs; Ctrl+Enter in the JSON box runs.
+    c.find(Locator::Css("#tab-form")).await.expect("form tab").send_keys("\u{E014}").await.expect("arrow right");
+    wait_js(&c, "document.activeElement?.id === 'tab-raw' && !document.querySelector('#raw-wrap').hidden", "the raw tab by arrow key").await;
+    c.find(Locator::Css("#raw")).await.expect("raw").send_keys("\u{E009}\u{E007}\u{E000}").await.expect("ctrl+enter");
+    let out = wait_js(&c, "document.querySelector('#output')?.textContent", "the output").await;
+    assert_eq!(serde_json::from_str::<Value>(out.as_str().unwrap_or("")).ok(), Some(json!({"n": 7, "extra": "yes"})), "what ran is what was typed");
+    shot(&c, "r2-02-raw-to-form").await;
+
+    // The editor: lines stay whole (the gutter's numbers stay on their lines), Esc then Tab
+    // leaves it, an example follows the language, and unsaved edits ask before leaving.
+    open_hash(&c, "#/create").await;
+    wait_js(&c, "document.querySelectorAll('#template option').length > 1", "templates").await;
+    let ws = c.execute("return getComputedStyle(document.querySelector('#code')).whiteSpace;", vec![]).await.expect("js");
+    assert_eq!(ws, json!("pre"), "no wrapping of long lines");
+    let code = c.find(Locator::Css("#code")).await.expect("editor");
+    code.click().await.expect("focus editor");
+    code.send_keys("\u{E004}").await.expect("tab");
+    assert_eq!(c.execute("return document.activeElement.id;", vec![]).await.expect("js"), json!("code"), "Tab alone indents");
+    code.send_keys("\u{E00C}\u{E004}").await.expect("esc, tab");
+    let focused = c.execute("return document.activeElement.id;", vec![]).await.expect("js");
+    assert_ne!(focused, json!("code"), "Esc then Tab leaves the editor");
+    let idx = c.execute("return [...document.querySelectorAll('#template option')].findIndex(o => o.textContent === 'Fibonacci (python)');", vec![]).await.expect("js");
+    let value = c.execute("return document.querySelectorAll('#template option')[arguments[0]].value;", vec![idx]).await.expect("value");
+    set_value(&c, "#template", value.as_str().unwrap_or("")).await;
+    wait_js(&c, "document.querySelector('#code').textContent.includes('def handler')", "the Python example").await;
+    set_value(&c, "#language", "javascript").await;
+    wait_js(&c, "document.querySelector('#code').textContent.includes('exports.handler')", "the JavaScript twin of the example").await;
+    let picked = c.execute("return [document.querySelector('#template').selectedOptions[0].textContent, document.querySelector('#name').value];", vec![]).await.expect("js");
+    assert_eq!(picked, json!(["Fibonacci (javascript)", "fibonacci-js"]));
+    set_value(&c, "#description", "typed, not saved").await;
+    c.execute("window.__asked = 0; window.confirm = () => { window.__asked++; return false; }; return true;", vec![]).await.expect("stub");
+    open_hash(&c, "#/functions").await;
+    wait_js(&c, "window.__asked === 1 && location.hash === '#/create'", "the question, and staying").await;
+    let kept = c.execute("return document.querySelector('#description')?.value;", vec![]).await.expect("js");
+    assert_eq!(kept, json!("typed, not saved"), "staying keeps the edit");
+    c.execute(yes, vec![]).await.expect("confirm");
+    open_hash(&c, "#/functions").await;
+    wait_js(&c, "document.querySelector('#fn-table table')", "the functions page after leaving").await;
+
+    // Compare: every call failed is said, not shown as a result.
+    open_hash(&c, "#/compare").await;
+    wait_js(&c, "document.querySelector('#c-function option')", "the compare form").await;
+    set_value(&c, "#c-function", "boom-d").await;
+    set_value(&c, "#c-iterations", "2").await;
+    c.find(Locator::Css("#c-run")).await.expect("run").click().await.expect("click");
+    let failed = wait_js(&c, "document.querySelector('#c-failed')?.textContent", "the all-failed notice").await;
+    assert!(failed.as_str().unwrap_or("").contains("Every call failed on both runtimes"), "{failed}");
+    shot(&c, "r2-03-compare-failed").await;
+    // A longer one: progress while it runs, and still followed after leaving and coming back.
+    set_value(&c, "#c-function", "slow-d").await;
+    set_value(&c, "#c-iterations", "4").await;
+    c.find(Locator::Css("#c-run")).await.expect("run").click().await.expect("click");
+    wait_js(&c, "document.querySelector('#c-progress #c-elapsed') && document.querySelector('#c-cancel')", "the progress").await;
+    shot(&c, "r2-04-compare-progress").await;
+    open_hash(&c, "#/functions").await;
+    wait_js(&c, "document.querySelector('#fn-table table')", "another page").await;
+    open_hash(&c, "#/compare").await;
+    wait_js(&c, "document.querySelector('#c-progress, #comparison')", "the comparison still followed").await;
+    let done = wait_js(&c, "document.querySelector('#comparison h2')?.textContent", "its result").await;
+    assert!(done.as_str().unwrap_or("").contains("slow-d"), "{done}");
+    assert_eq!(c.execute("return document.querySelector('#c-failed') === null;", vec![]).await.expect("js"), json!(true));
+
+    // A server that does not answer: said in words, with a retry that works once it is back.
+    c.execute("window.__fetch = window.fetch; window.fetch = () => Promise.reject(new TypeError('Failed to fetch')); return true;", vec![]).await.expect("stub");
+    open_hash(&c, "#/executions").await;
+    let down = wait_js(&c, "document.querySelector('#page-error')?.textContent", "the unreachable note").await;
+    let down = down.as_str().unwrap_or("");
+    assert!(down.contains("Server not reachable") && !down.contains("Failed to fetch"), "{down}");
+    shot(&c, "r2-05-server-down").await;
+    c.execute("window.fetch = window.__fetch; return true;", vec![]).await.expect("unstub");
+    c.find(Locator::Css("#page-retry")).await.expect("retry").click().await.expect("click retry");
+    wait_js(&c, "document.querySelector('#exec-table') && !document.querySelector('#page-error')", "the page after the retry").await;
+    c.close().await.expect("close");
+}

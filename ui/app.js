@@ -60,8 +60,15 @@ async function request(method, path, body, { signal, headers } = {}) {
     init.headers["content-type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
   }
-  const res = await fetch(path, init);
-  const text = await res.text();
+  let res, text;
+  try {
+    res = await fetch(path, init);
+    text = await res.text();
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    // fetch's own "Failed to fetch" tells a user nothing: the server did not answer at all.
+    throw new ApiError(0, { error: { code: "unreachable", message: "The fnbox server did not answer: it may be down or restarting, or this network is offline." } });
+  }
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (res.status === 401) {
@@ -111,7 +118,21 @@ function onLeave(fn) { cleanup.push(fn); }
 // Bumped on each navigation: a page still loading when the user moves on must not write its
 // result (or its error, e.g. a missing element it looked up) over the page that replaced it.
 let routeSeq = 0;
+// A page with unsaved changes sets this (returns true while there are some): leaving then asks.
+let unsaved = null;
+let shownHash = null, restoring = false;
+window.addEventListener("beforeunload", (ev) => { if (unsaved?.()) { ev.preventDefault(); ev.returnValue = ""; } });
 async function route() {
+  if (restoring) { restoring = false; return; } // the hash put back after "stay"
+  if (unsaved?.() && location.hash !== shownHash) {
+    if (!confirm("You have unsaved changes. Leave this page and lose them?")) {
+      restoring = true;
+      location.hash = shownHash;
+      return;
+    }
+  }
+  unsaved = null;
+  shownHash = location.hash;
   const seq = ++routeSeq;
   cleanup.forEach((f) => { try { f(); } catch { /* page already gone */ } });
   cleanup = [];
@@ -129,7 +150,18 @@ async function route() {
   } catch (e) {
     if (seq !== routeSeq) return; // left while loading: the error belongs to a page no longer shown
     if (e instanceof ApiError && e.status === 401) return; // the key form is showing
-    view.innerHTML = `<div class="panel"><h1>Something went wrong</h1><p>${esc(e.message)}</p></div>`;
+    const down = e instanceof ApiError && e.status === 0;
+    view.innerHTML = `<div class="panel" id="page-error" role="alert"><h1>${down ? "Server not reachable" : "Something went wrong"}</h1><p>${esc(e.message)}</p>
+      <p><button type="button" class="primary" id="page-retry">Try again</button>${down ? ' <span class="muted" id="page-retry-auto">Trying again every 5 s…</span>' : ""}</p></div>`;
+    view.querySelector("#page-retry").addEventListener("click", () => route());
+    if (down) {
+      // Comes back by itself when the server does (a restart takes a few seconds).
+      const timer = setInterval(async () => {
+        if (seq !== routeSeq) { clearInterval(timer); return; }
+        if (await fetch("/healthz").then((r) => r.ok).catch(() => false)) { clearInterval(timer); if (seq === routeSeq) route(); }
+      }, 5000);
+      onLeave(() => clearInterval(timer));
+    }
   }
   if (seq === routeSeq) main.focus({ preventScroll: true });
 }
@@ -214,6 +246,18 @@ function codeEditor(el, gutter, language) {
     editor.innerHTML = Prism.highlight(editor.textContent, grammar, lang);
   };
   const jar = CodeJar(el, highlight, { tab: "    " });
+  // CodeJar wraps long lines (inline pre-wrap): the gutter's numbers then drift from the lines
+  // they name, worst on a phone. Lines stay whole and the editor scrolls sideways instead.
+  el.style.whiteSpace = "pre";
+  el.style.overflowWrap = "normal";
+  // Tab indents, so Esc then Tab leaves the editor (WCAG 2.1.2, no keyboard trap). Listened
+  // for in the capture phase, on the way down, before CodeJar's own handler sees the key.
+  let escaped = false;
+  el.parentElement.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") { escaped = true; return; }
+    if (ev.key === "Tab" && escaped) { escaped = false; ev.stopPropagation(); return; }
+    if (!["Shift", "Control", "Alt", "Meta"].includes(ev.key)) escaped = false;
+  }, true);
   const renderGutter = () => {
     const n = jar.toString().split("\n").length;
     gutter.innerHTML = Array.from({ length: n }, (_, i) => `<div class="${i + 1 === badLine ? "bad" : ""}">${i + 1}</div>`).join("");
@@ -271,8 +315,8 @@ pages.create = async (main, editName) => {
       <div id="env-rows"></div>
       <button type="button" id="env-add">Add variable</button>
       <div class="field-error" id="err-env"></div></fieldset>
-    <div class="field"><label id="code-label">Code</label>
-      <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="err-code"></div></div>
+    <div class="field"><label id="code-label">Code</label> <span class="muted hint" id="code-hint">Tab indents; Esc then Tab moves on</span>
+      <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="code-hint err-code"></div></div>
       <div class="field-error" id="err-code"></div></div>
     <div class="field" id="deps-field"><label for="dependencies">Dependencies <span class="mono deps-file" id="deps-file">requirements.txt</span></label>
       <textarea id="dependencies" class="deps" rows="4" spellcheck="false" autocomplete="off" aria-describedby="deps-hint err-dependencies"></textarea>
@@ -355,6 +399,7 @@ pages.create = async (main, editName) => {
     editor.set(existing.code);
   } else {
     editor.set(blank.python);
+    let autoName = null;
     $("#template").addEventListener("change", (ev) => {
       const t = templates[ev.target.value];
       if (!t) { editor.set(blank[$("#language").value]); set("dependencies", ""); return; }
@@ -365,16 +410,37 @@ pages.create = async (main, editName) => {
       editor.set(t.code);
       set("sample_input", JSON.stringify(t.sample_input, null, 2));
       set("description", t.description);
-      if (!$("#name").value) set("name", `${t.slug}-${t.language === "python" ? "py" : "js"}`);
+      // A name the page made up follows the example; one the user typed stays.
+      if (!$("#name").value || $("#name").value === autoName) { autoName = `${t.slug}-${t.language === "python" ? "py" : "js"}`; set("name", autoName); }
       httpHint();
     });
   }
   httpHint();
   $("#language").addEventListener("change", (ev) => {
-    editor.setLanguage(ev.target.value);
-    depsLanguage(ev.target.value);
-    if (!editing && !$("#template").value) editor.set(blank[ev.target.value]);
+    const lang = ev.target.value;
+    editor.setLanguage(lang);
+    depsLanguage(lang);
+    if (editing) return;
+    // The code follows the language unless the user wrote their own: the same example in the
+    // other language if there is one, else the blank function (a Python example kept under
+    // "JavaScript" could never be saved).
+    const picked = templates[$("#template").value];
+    const untouched = [...Object.values(blank), ...templates.map((t) => t.code)].includes(editor.get());
+    if (!untouched && !confirm(`Replace your code with a ${lang === "python" ? "Python" : "JavaScript"} starting point?`)) return;
+    const twin = picked && templates.findIndex((t) => t.slug === picked.slug && t.language === lang);
+    if (twin != null && twin >= 0) {
+      $("#template").value = String(twin);
+      $("#template").dispatchEvent(new Event("change"));
+      return;
+    }
+    $("#template").value = "";
+    editor.set(blank[lang]);
+    set("dependencies", "");
   });
+  // Unsaved: anything typed in the form or the editor since it was filled.
+  const snapshot = () => JSON.stringify([...form.querySelectorAll("input, select, textarea")].map((el) => el.value).concat(editor.get()));
+  let saved = snapshot();
+  unsaved = () => snapshot() !== saved;
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     let sample;
@@ -398,6 +464,7 @@ pages.create = async (main, editName) => {
         ? await api("PUT", `/api/v1/functions/${encodeURIComponent(editName)}`, body)
         : await api("POST", "/api/v1/functions", body);
       toast(`${editing ? "Saved" : "Created"} ${f.name} (version ${f.version})${f.build?.status === "building" ? ", building its dependencies" : ""}`);
+      saved = snapshot();
       location.hash = `#/execute/${encodeURIComponent(f.name)}`;
     } catch (e) {
       const fields = e.body?.error?.fields || [{ field: "form", message: e.message }];
@@ -534,23 +601,29 @@ pages.execute = async (main, name) => {
     main.innerHTML = `<h1>Execute</h1><div class="panel empty">No functions yet. <a href="#/create">Create one.</a></div>`;
     return;
   }
-  const f = fns.find((x) => x.name === name) || fns[0];
+  const f = fns.find((x) => x.name === name) || (name === undefined ? fns[0] : null);
+  if (!f) {
+    // A link to a function that is gone (or mistyped) says so instead of opening another one.
+    main.innerHTML = `<h1>Execute</h1><div class="panel" id="fn-missing" role="alert"><p>There is no function named <strong class="mono">${esc(name)}</strong>: it was deleted or the link is mistyped.</p>
+      <p><a href="#/functions">All functions</a> · <a href="#/create">Create a function</a>${fns.length ? ` · or pick one: ${fns.slice(0, 8).map((x) => `<a href="#/execute/${encodeURIComponent(x.name)}">${esc(x.name)}</a>`).join(", ")}` : ""}</p></div>`;
+    return;
+  }
   const sample = f.sample_input ?? {};
   const formable = sample && typeof sample === "object" && !Array.isArray(sample);
   main.innerHTML = `<h1>Execute</h1>
-    <div class="panel">
+    <div class="panel" id="input-panel">
       <div class="field"><label for="fn-pick">Function</label><select id="fn-pick">${fns.map((x) => `<option ${x.name === f.name ? "selected" : ""}>${esc(x.name)}</option>`).join("")}</select>
         <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB${f.build?.status && f.build.status !== "none" ? ` · dependencies <span id="fn-build-badge">${buildBadge(f.build.status)}</span>` : ""}</div>
         ${f.url ? `<div class="muted" id="fn-url" style="margin-top:4px">Function URL (${f.http === "key" ? "API key required" : "public"}): <span class="mono">${esc(location.origin + f.url)}</span></div>` : ""}</div>
       <div class="tabs" role="tablist">
-        <button type="button" role="tab" id="tab-form" aria-selected="${formable}" ${formable ? "" : "disabled"}>Form</button>
-        <button type="button" role="tab" id="tab-raw" aria-selected="${!formable}">Raw JSON</button>
+        <button type="button" role="tab" id="tab-form" aria-controls="input-form" aria-selected="${formable}" tabindex="${formable ? 0 : -1}" ${formable ? "" : "disabled"}>Form</button>
+        <button type="button" role="tab" id="tab-raw" aria-controls="raw-wrap" aria-selected="${!formable}" tabindex="${formable ? -1 : 0}">Raw JSON</button>
       </div>
-      <form id="input-form" ${formable ? "" : "hidden"}><div class="row">${formable ? Object.entries(sample).map(([k, v]) => inputField(k, v, [k])).join("") : ""}</div></form>
-      <div id="raw-wrap" ${formable ? "hidden" : ""}><label for="raw">Event (JSON)</label><textarea id="raw" rows="6">${esc(JSON.stringify(sample, null, 2))}</textarea></div>
+      <form id="input-form" role="tabpanel" aria-labelledby="tab-form" ${formable ? "" : "hidden"}><div class="row">${formable ? Object.entries(sample).map(([k, v]) => inputField(k, v, [k])).join("") : ""}</div></form>
+      <div id="raw-wrap" role="tabpanel" aria-labelledby="tab-raw" ${formable ? "hidden" : ""}><label for="raw">Event (JSON)</label><textarea id="raw" rows="6">${esc(JSON.stringify(sample, null, 2))}</textarea></div>
       <div class="field-error" id="input-error"></div>
       <div class="row" style="align-items:center">
-        <button class="primary" id="run">Run</button>
+        <button class="primary" id="run" title="Run (Ctrl+Enter)">Run</button>
         <button type="button" id="run-async" title="Queue the call (Prefer: respond-async) and follow its attempts: retried up to ${esc(f.max_retries ?? 2)} times, then kept in the dead letters">Invoke async</button>
         <span class="muted hint">Async: retried up to ${esc(plural(f.max_retries ?? 2, "time"))} on failure</span>
       </div>
@@ -561,16 +634,51 @@ pages.execute = async (main, name) => {
   $("#fn-pick").addEventListener("change", (ev) => { location.hash = `#/execute/${encodeURIComponent(ev.target.value)}`; });
   if (f.build?.status && f.build.status !== "none") watchBuild(f.name, $("#build-panel"), $("#fn-build-badge"));
   const showTab = (raw) => {
-    if (raw) $("#raw").value = JSON.stringify(formable ? readFormSafe() : JSON.parse($("#raw").value || "{}"), null, 2);
+    if (raw === !$("#raw-wrap").hidden) return;
+    $("#input-error").textContent = "";
+    if (raw) {
+      $("#raw").value = JSON.stringify(readFormSafe(), null, 2);
+    } else {
+      // Back to the form with what was typed as JSON: the form is rebuilt from it, so Run sends
+      // exactly that (it used to keep the form's old values and drop the edit).
+      let v;
+      try { v = JSON.parse($("#raw").value || "{}"); } catch (e) {
+        $("#input-error").textContent = "Input is not valid JSON, so the form cannot show it: " + e.message;
+        return;
+      }
+      if (!v || typeof v !== "object" || Array.isArray(v)) {
+        $("#input-error").textContent = "The form shows a JSON object; this event is not one. Keep editing it as raw JSON.";
+        return;
+      }
+      $("#input-form").innerHTML = `<div class="row">${Object.entries(v).map(([k, x]) => inputField(k, x, [k])).join("")}</div>`;
+    }
     $("#input-form").hidden = raw;
     $("#raw-wrap").hidden = !raw;
     $("#tab-form").setAttribute("aria-selected", String(!raw));
     $("#tab-raw").setAttribute("aria-selected", String(raw));
+    $("#tab-form").tabIndex = raw ? -1 : 0;
+    $("#tab-raw").tabIndex = raw ? 0 : -1;
   };
   const readFormSafe = () => { try { return readForm($("#input-form")); } catch { return sample; } };
   $("#tab-form").addEventListener("click", () => showTab(false));
   $("#tab-raw").addEventListener("click", () => showTab(true));
+  // Tabs as the ARIA pattern has them: arrow keys move between them, the selected one is the tab stop.
+  const tabKeys = (ev) => {
+    if (!["ArrowLeft", "ArrowRight", "Home", "End"].includes(ev.key) || !formable) return;
+    ev.preventDefault();
+    const toRaw = ev.key === "End" || (ev.key !== "Home" && ev.target.id === "tab-form");
+    showTab(toRaw);
+    $(toRaw ? "#tab-raw" : "#tab-form").focus();
+  };
+  $("#tab-form").addEventListener("keydown", tabKeys);
+  $("#tab-raw").addEventListener("keydown", tabKeys);
   $("#input-form").addEventListener("submit", (e) => { e.preventDefault(); $("#run").click(); });
+  // Enter in a one-line field, or Ctrl/Cmd+Enter anywhere in the event (the JSON box too), runs it.
+  $("#input-panel").addEventListener("keydown", (ev) => {
+    if (ev.key !== "Enter" || ev.isComposing || $("#run").disabled) return;
+    const oneLine = ev.target.tagName === "INPUT";
+    if (ev.ctrlKey || ev.metaKey || (oneLine && !ev.shiftKey)) { ev.preventDefault(); $("#run").click(); }
+  });
   const readEvent = () => {
     $("#input-error").textContent = "";
     try { return { event: $("#raw-wrap").hidden ? readForm($("#input-form")) : JSON.parse($("#raw").value || "{}") }; } catch (e) {
@@ -939,40 +1047,44 @@ pages.dashboard = async (main) => {
     const since = new Date(Date.now() - rangeSecs[range] * 1000).toISOString();
     const params = { function: fn, runtime: rt, since };
     const [summary, ts, errors] = await Promise.all([
-      summaryRows(params),
+      summaryRows({ ...params, group_by: "runtime" }),
       api("GET", "/api/v1/metrics/timeseries?" + new URLSearchParams(Object.entries({ ...params, bucket: bucketFor[range] }).filter(([, v]) => v))).catch(() => null),
-      api("GET", "/api/v1/errors?" + new URLSearchParams(Object.entries({ function: fn, since }).filter(([, v]) => v))).catch(() => []),
+      api("GET", "/api/v1/errors?" + new URLSearchParams(Object.entries({ function: fn, runtime: rt, since }).filter(([, v]) => v))).catch(() => []),
     ]);
-    // Per-runtime totals from the per-(function, runtime) summary rows.
+    // Headline figures are the server's exact aggregate per runtime over the filtered runs
+    // (an average of per-function medians is not the median of the runs).
     const perRt = {};
-    for (const s of summary) {
-      const r = (perRt[s.runtime] ||= { inv: 0, ok: 0, cold: [], warm: [], p50: [] });
-      r.inv += pick(s, "invocations", "count") || 0;
-      r.ok += pick(s, "successes") || 0;
-      const c = pick(s, "cold_duration_ms.p50", "cold_p50_ms", "cold.p50"), w = pick(s, "warm_duration_ms.p50", "warm_p50_ms", "warm.p50");
-      if (c != null) r.cold.push(c);
-      if (w != null) r.warm.push(w);
-      const p = pick(s, "duration_ms.p50", "duration.p50");
-      if (p != null) r.p50.push(p);
-    }
-    const avg = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-    const total = Object.values(perRt).reduce((a, r) => a + r.inv, 0);
-    const ok = Object.values(perRt).reduce((a, r) => a + r.ok, 0);
+    for (const r of summary) perRt[r.runtime] = r;
+    const rts = Object.keys(perRt).sort();
+    const total = rts.reduce((a, rt) => a + perRt[rt].invocations, 0);
+    const ok = rts.reduce((a, rt) => a + perRt[rt].successes, 0);
     $("#d-stats").innerHTML = `<div class="stat"><div class="l">Invocations</div><div class="v" id="stat-invocations">${total}</div></div>
-      <div class="stat"><div class="l">Success rate</div><div class="v">${total ? fmtPct(ok / total) : "–"}</div></div>
-      ${Object.entries(perRt).map(([rt, r]) => `<div class="stat"><div class="l">${esc(rt)} p50</div><div class="v">${fmtMs(avg(r.p50))}</div></div>`).join("")}`;
-    $("#d-success").innerHTML = Object.keys(perRt).length
-      ? bars(Object.entries(perRt).map(([rt, r]) => ({ label: rt, value: r.inv ? r.ok / r.inv : 0, cls: rt })), { max: 1, format: fmtPct })
+      <div class="stat"><div class="l">Success rate</div><div class="v" id="stat-success">${total ? fmtPct(ok / total) : "–"}</div><div class="muted hint">${esc(total - ok)} failed</div></div>
+      ${rts.map((rt) => `<div class="stat"><div class="l">${esc(rt)} p50 · p99</div><div class="v"><span id="stat-p50-${esc(rt)}" data-ms="${esc(perRt[rt].duration_ms.p50)}">${fmtMs(perRt[rt].duration_ms.p50)}</span> <span class="muted">·</span> <span id="stat-p99-${esc(rt)}">${fmtMs(perRt[rt].duration_ms.p99)}</span></div><div class="muted hint">${plural(perRt[rt].invocations, "run")}, end to end</div></div>`).join("")}`;
+    $("#d-success").innerHTML = rts.length
+      ? bars(rts.map((rt) => ({ label: rt, value: perRt[rt].success_rate, cls: rt })), { max: 1, format: fmtPct })
       : `<div class="empty">No executions in this range.</div>`;
     const coldRows = [];
-    for (const [rt, r] of Object.entries(perRt)) {
-      coldRows.push({ label: `${rt} cold`, value: avg(r.cold), cls: rt });
-      coldRows.push({ label: `${rt} warm`, value: avg(r.warm), cls: rt });
+    for (const rt of rts) {
+      const r = perRt[rt];
+      if (r.cold_duration_ms.count) coldRows.push({ label: `${rt} cold (${r.cold_duration_ms.count})`, value: r.cold_duration_ms.p50, cls: rt });
+      if (r.warm_duration_ms.count) coldRows.push({ label: `${rt} warm (${r.warm_duration_ms.count})`, value: r.warm_duration_ms.p50, cls: rt });
     }
     $("#d-cold").innerHTML = coldRows.length ? bars(coldRows, { format: fmtMs }) : `<div class="empty">No data.</div>`;
-    const errs = Array.isArray(errors) ? errors : errors?.groups || [];
+    // Errors by type and message, whichever function raised them; the functions are named below.
+    const groups = new Map();
+    for (const e of Array.isArray(errors) ? errors : []) {
+      const key = `${e.error_type}\u0000${e.message}`;
+      const g = groups.get(key) || { type: e.error_type, message: e.message, count: 0, functions: new Set() };
+      g.count += e.count;
+      g.functions.add(e.function);
+      groups.set(key, g);
+    }
+    const errs = [...groups.values()].sort((x, y) => y.count - x.count).slice(0, 10);
     $("#d-errors").innerHTML = errs.length
-      ? bars(errs.slice(0, 10).map((e) => ({ label: `${e.error_type || e.type} (${e.function})`, value: e.count, cls: "err" })), { format: (v) => String(v) })
+      ? `<ul class="error-groups">${errs.map((g) => `<li><div class="row" style="justify-content:space-between"><strong>${esc(g.type)}</strong><span class="mono" title="occurrences">${esc(g.count)}×</span></div>
+          <div class="dl-error" title="${esc(g.message)}">${esc(g.message || "(no message)")}</div>
+          <div class="muted hint">in ${[...g.functions].slice(0, 5).map((f) => `<a href="#/execute/${encodeURIComponent(f)}">${esc(f)}</a>`).join(", ")}${g.functions.size > 5 ? ` and ${g.functions.size - 5} more` : ""}</div></li>`).join("")}</ul>`
       : `<div class="empty">No errors in this range.</div>`;
     // Time series: one line per runtime for p50 and p99 latency, and peak memory.
     const buckets = Array.isArray(ts) ? ts : ts?.buckets || ts?.series || [];
@@ -1020,49 +1132,93 @@ pages.dashboard = async (main) => {
 };
 
 // ---------- Compare ----------
+// The comparison under way, kept across pages: leaving Compare does not lose it, coming back
+// shows its progress, then its result.
+let runningComparison = null;
+
 pages.compare = async (main) => {
   const [fns, past] = await Promise.all([listFunctions(), api("GET", "/api/v1/comparisons").catch(() => [])]);
   main.innerHTML = `<h1>Compare runtimes</h1>
-    <div class="panel"><form id="cmp-form" class="row">
-      <div class="field"><label for="c-function">Function</label><select id="c-function">${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
+    <div class="panel">${fns.length ? "" : `<p class="empty" id="c-none">No functions to compare yet. <a href="#/create">Create one</a>, then run it here on Docker and on gVisor side by side.</p>`}
+    <form id="cmp-form" class="row">
+      <div class="field"><label for="c-function">Function</label><select id="c-function" ${fns.length ? "" : "disabled"}>${fns.map((f) => `<option>${esc(f.name)}</option>`).join("")}</select></div>
       <div class="field"><label for="c-iterations">Iterations</label><input id="c-iterations" type="number" min="1" max="1000" value="20"></div>
       <div class="field"><label for="c-concurrency">Concurrency</label><input id="c-concurrency" type="number" min="1" max="16" value="1"></div>
       <div class="field" style="flex:2"><label for="c-input">Input (JSON)</label><input id="c-input" class="mono"></div>
-      <div class="field" style="flex:0"><button class="primary" id="c-run" type="submit">Run comparison</button></div>
+      <div class="field" style="flex:0"><button class="primary" id="c-run" type="submit" ${fns.length ? "" : "disabled"}>Run comparison</button></div>
     </form><div class="field-error" id="c-error"></div></div>
     <div id="c-result"></div>
-    <div class="panel"><h2>Past comparisons</h2><div id="c-past"></div></div>`;
+    <div class="panel"><h2>Past comparisons</h2><div id="c-past" class="table-wrap"></div></div>`;
+  const result = $("#c-result"), error = $("#c-error"), runBtn = $("#c-run"), pastEl = $("#c-past");
   const fillInput = () => { const f = fns.find((x) => x.name === $("#c-function").value); $("#c-input").value = JSON.stringify(f?.sample_input ?? {}); };
   $("#c-function").addEventListener("change", fillInput);
   fillInput();
   const listPast = (items) => {
     const list = Array.isArray(items) ? items : items?.comparisons || [];
-    $("#c-past").innerHTML = list.length
-      ? `<table><thead><tr><th>When</th><th>Function</th><th>Iterations</th><th></th></tr></thead><tbody>${list.map((c) => `<tr><td>${esc(new Date(c.created_at || c.started_at).toLocaleString())}</td><td>${esc(c.function)}</td><td>${esc(c.iterations)}</td><td><button data-cmp="${esc(c.id)}">Show</button></td></tr>`).join("")}</tbody></table>`
+    pastEl.innerHTML = list.length
+      ? `<table class="stack"><thead><tr><th scope="col">When</th><th scope="col">Function</th><th scope="col">Iterations</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>${list.map((c) => `<tr><td data-label="When">${esc(fmtTime(c.created_at || c.started_at))}</td><td data-label="Function">${esc(c.function)}</td><td data-label="Iterations">${esc(c.iterations)}</td><td data-label="Actions"><button data-cmp="${esc(c.id)}">Show</button></td></tr>`).join("")}</tbody></table>`
       : `<div class="empty">No comparisons yet.</div>`;
-    $("#c-past").querySelectorAll("[data-cmp]").forEach((b) => b.addEventListener("click", async () => showComparison(await api("GET", `/api/v1/comparisons/${b.dataset.cmp}`))));
+    pastEl.querySelectorAll("[data-cmp]").forEach((b) => b.addEventListener("click", async () => showComparison(await api("GET", `/api/v1/comparisons/${b.dataset.cmp}`))));
   };
   listPast(past);
-  $("#cmp-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    $("#c-error").textContent = "";
-    let input;
-    try { input = JSON.parse($("#c-input").value || "{}"); } catch (e) { $("#c-error").textContent = "Input is not valid JSON: " + e.message; return; }
-    $("#c-run").disabled = true;
-    $("#c-result").innerHTML = `<div class="panel empty">Running on Docker and on gVisor…</div>`;
+  let left = false;
+  onLeave(() => { left = true; });
+  // Progress from the records: each side is a cold call and `iterations` warm ones, all
+  // recorded under the function's name with trigger `compare` as they finish.
+  const follow = async (run) => {
+    runBtn.disabled = true;
+    const total = 2 * (run.iterations + 1);
+    result.innerHTML = `<div class="panel" id="c-progress" aria-live="polite"><div class="row" style="align-items:center;justify-content:space-between">
+        <div><strong>Running ${esc(run.function)} on Docker, then on gVisor…</strong> <span class="mono" id="c-elapsed">0.0 s</span></div>
+        <button type="button" id="c-cancel">Stop waiting</button></div>
+        <progress id="c-bar" max="${total}" value="0" style="width:100%"></progress><div class="muted hint" id="c-count">0 of ${total} calls done</div></div>`;
+    result.querySelector("#c-cancel").addEventListener("click", () => { run.abort.abort(); });
+    const tick = setInterval(async () => {
+      if (left) { clearInterval(tick); return; }
+      const el = result.querySelector("#c-elapsed");
+      if (el) el.textContent = `${((Date.now() - run.started) / 1000).toFixed(1)} s`;
+    }, 200);
+    const poll = setInterval(async () => {
+      if (left) { clearInterval(poll); return; }
+      const q = new URLSearchParams({ function: run.function, trigger: "compare", since: new Date(run.started - 1000).toISOString(), view: "summary", limit: "1000" });
+      const done = await api("GET", "/api/v1/executions?" + q).then((l) => l.length).catch(() => null);
+      if (done == null || left) return;
+      const bar = result.querySelector("#c-bar");
+      if (bar) { bar.value = Math.min(done, total); result.querySelector("#c-count").textContent = `${Math.min(done, total)} of ${total} calls done`; }
+    }, 1000);
     try {
-      const c = await api("POST", `/api/v1/functions/${encodeURIComponent($("#c-function").value)}/compare`, {
-        input, iterations: Number($("#c-iterations").value), concurrency: Number($("#c-concurrency").value),
-      });
+      const c = await run.promise;
+      if (left) return;
       showComparison(c);
       listPast(await api("GET", "/api/v1/comparisons").catch(() => []));
     } catch (e) {
-      $("#c-error").textContent = e.message;
-      $("#c-result").innerHTML = "";
+      if (left) return;
+      result.innerHTML = "";
+      error.textContent = e.name === "AbortError"
+        ? "Stopped waiting. The comparison goes on on the server and will be listed under Past comparisons when it ends."
+        : e.message;
     } finally {
-      $("#c-run").disabled = false;
+      clearInterval(tick);
+      clearInterval(poll);
+      if (!left) runBtn.disabled = false;
     }
+  };
+  $("#cmp-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.textContent = "";
+    if (runningComparison) { error.textContent = "A comparison is already running."; return; }
+    let input;
+    try { input = JSON.parse($("#c-input").value || "{}"); } catch (e) { error.textContent = "Input is not valid JSON: " + e.message; return; }
+    const abort = new AbortController();
+    const run = { function: $("#c-function").value, iterations: Number($("#c-iterations").value), started: Date.now(), abort };
+    run.promise = api("POST", `/api/v1/functions/${encodeURIComponent(run.function)}/compare`, {
+      input, iterations: run.iterations, concurrency: Number($("#c-concurrency").value),
+    }, { signal: abort.signal });
+    runningComparison = run;
+    run.promise.then((c) => { run.result = c; }, () => {}).finally(() => { if (runningComparison === run) runningComparison = null; });
+    follow(run);
   });
+  if (runningComparison) follow(runningComparison);
   function showComparison(c) {
     const side = (rt) => c[rt] || c.runtimes?.[rt] || (c.results || []).find((r) => r.runtime === rt) || {};
     const d = side("docker"), g = side("gvisor");
@@ -1072,7 +1228,12 @@ pages.compare = async (main) => {
       ["Success rate", "success_rate", fmtPct],
     ];
     const ratio = (k) => { const r = pick(c, `ratios.${k}`); if (r != null) return r; const a = pick(d, k), b = pick(g, k); return a && b != null ? b / a : null; };
-    $("#c-result").innerHTML = `<div class="panel" id="comparison"><h2>${esc(c.function)}: Docker vs gVisor</h2>
+    // A side where no call succeeded has no figures worth comparing: say so first.
+    const failed = [["Docker", d], ["gVisor", g]].filter(([, x]) => (pick(x, "success_rate") ?? 0) === 0).map(([n]) => n);
+    const warning = failed.length
+      ? `<div class="notice failed" id="c-failed" role="alert"><strong>${failed.length === 2 ? "Every call failed on both runtimes" : `Every call failed on ${failed[0]}`}:</strong> the timings below are of failures, not of the function.
+          <a href="#/executions">See the runs' errors</a> (Started by: Comparison runs).</div>` : "";
+    $("#c-result").innerHTML = `<div class="panel" id="comparison"><h2>${esc(c.function)}: Docker vs gVisor</h2>${warning}
       <div class="grid">${metrics.slice(0, 6).map(([label, k, f]) => `<div><h2>${label}</h2>${bars([{ label: "docker", value: pick(d, k), cls: "docker" }, { label: "gvisor", value: pick(g, k), cls: "gvisor" }], { format: f })}</div>`).join("")}</div>
       <h2>Ratios</h2><div class="table-wrap"><table id="ratio-table"><thead><tr><th>Figure</th><th>Docker</th><th>gVisor</th><th>gVisor / Docker</th></tr></thead><tbody>
       ${metrics.map(([label, k, f]) => `<tr><td>${label}</td><td>${f(pick(d, k))}</td><td>${f(pick(g, k))}</td><td>${ratio(k) == null ? "–" : ratio(k).toFixed(2) + "×"}</td></tr>`).join("")}

@@ -70,12 +70,38 @@ impl Distribution {
     }
 }
 
-/// Aggregates of one (function, runtime).
+/// What one summary row aggregates over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupBy {
+    /// One row per (function, runtime): the default.
+    #[default]
+    FunctionRuntime,
+    /// One row per runtime over every matching execution: the exact figures a dashboard heads
+    /// with (an average of per-function medians is not the median of all runs).
+    Runtime,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "function" => Ok(GroupBy::FunctionRuntime),
+            "runtime" => Ok(GroupBy::Runtime),
+            other => Err(format!("unknown grouping `{other}` (expected function or runtime)")),
+        }
+    }
+}
+
+/// Aggregates of one (function, runtime), or of one runtime (`group_by=runtime`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
-    pub function: String,
+    /// The function; omitted when rows are per runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
     pub runtime: Runtime,
-    pub language: Language,
+    /// The language of every execution in the row; omitted when they mix languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
     pub invocations: usize,
     pub successes: usize,
     pub success_rate: f64,
@@ -90,14 +116,20 @@ pub struct Summary {
 }
 
 pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
-    let mut groups: BTreeMap<(&str, Runtime), Vec<&Sample>> = BTreeMap::new();
+    summarize_by(samples, GroupBy::FunctionRuntime)
+}
+
+pub fn summarize_by(samples: &[Sample], group_by: GroupBy) -> Vec<Summary> {
+    let mut groups: BTreeMap<(Option<&str>, Runtime), Vec<&Sample>> = BTreeMap::new();
     for s in samples {
-        groups.entry((s.function.as_str(), s.runtime)).or_default().push(s);
+        let function = (group_by == GroupBy::FunctionRuntime).then_some(s.function.as_str());
+        groups.entry((function, s.runtime)).or_default().push(s);
     }
     groups
         .into_iter()
         .map(|((function, runtime), g)| {
-            let function = function.to_owned();
+            let function = function.map(str::to_owned);
+            let language = Some(g[0].language).filter(|l| g.iter().all(|s| s.language == *l));
             let successes = g.iter().filter(|s| s.status == ExecutionStatus::Success).count();
             let mut by_status = BTreeMap::new();
             let mut by_error_type = BTreeMap::new();
@@ -111,7 +143,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
                 g.iter().filter(|s| pred(s)).map(|s| s.duration_ms).collect()
             };
             Summary {
-                language: g[0].language,
+                language,
                 invocations: g.len(),
                 successes,
                 success_rate: successes as f64 / g.len() as f64,
@@ -208,6 +240,42 @@ mod tests {
         assert_eq!(percentile(&[7.0], 1.0), Some(7.0));
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 50.0), Some(2.0));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    fn sample(function: &str, language: Language, duration_ms: f64) -> Sample {
+        Sample {
+            function: function.into(),
+            runtime: Runtime::Docker,
+            language,
+            status: ExecutionStatus::Success,
+            error_type: None,
+            started_ms: 0,
+            duration_ms,
+            exec_ms: None,
+            memory_bytes: None,
+            cold_start: false,
+        }
+    }
+
+    /// Per runtime, the median is over every run: a slow function run once must not pull
+    /// it up the way an average of per-function medians does.
+    #[test]
+    fn runtime_rows_are_exact_over_all_runs() {
+        let mut samples: Vec<Sample> = (0..9).map(|_| sample("fast", Language::Python, 5.0)).collect();
+        samples.push(sample("slow", Language::Javascript, 300.0));
+        let per_fn = summarize(&samples);
+        assert_eq!(per_fn.len(), 2);
+        assert_eq!(per_fn[0].function.as_deref(), Some("fast"));
+        assert_eq!(per_fn[0].language, Some(Language::Python));
+        let rows = summarize_by(&samples, GroupBy::Runtime);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].function, None);
+        assert_eq!(rows[0].language, None, "two languages mixed");
+        assert_eq!(rows[0].invocations, 10);
+        assert_eq!(rows[0].duration_ms.p50, Some(5.0));
+        assert_eq!(rows[0].duration_ms.p99, Some(300.0));
+        assert_eq!("runtime".parse(), Ok(GroupBy::Runtime));
+        assert!("node".parse::<GroupBy>().is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use fnbox_core::metrics::{self, Bucket, Distribution, MetricsFilter, Summary};
+use fnbox_core::metrics::{self, Bucket, Distribution, GroupBy, MetricsFilter, Summary};
 use fnbox_core::{Execution, ExecutionStatus, Function, Runtime, Trigger, ValidationErrors};
 use fnbox_sandbox::Pools;
 use futures_util::StreamExt;
@@ -82,9 +82,9 @@ impl Drop for RetireOnDrop {
 }
 
 impl Engine {
-    pub async fn summary(&self, filter: &MetricsFilter) -> Result<Vec<Summary>, EngineError> {
+    pub async fn summary(&self, filter: &MetricsFilter, group_by: GroupBy) -> Result<Vec<Summary>, EngineError> {
         let samples = self.store().samples(filter).await?;
-        Ok(metrics::summarize(&samples))
+        Ok(metrics::summarize_by(&samples, group_by))
     }
 
     pub async fn timeseries(&self, filter: &MetricsFilter, bucket_ms: i64) -> Result<Vec<Bucket>, EngineError> {

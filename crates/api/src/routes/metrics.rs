@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use fnbox_core::metrics::{parse_bucket, Bucket, MetricsFilter, Summary};
+use fnbox_core::metrics::{parse_bucket, Bucket, GroupBy, MetricsFilter, Summary};
 use fnbox_engine::ErrorGroup;
 use serde::Deserialize;
 
@@ -31,6 +31,11 @@ pub struct MetricsQuery {
     /// or d (none: minutes; default 1m). Anything else is 400 `invalid_query`.
     #[param(pattern = "^0*[1-9][0-9]{0,8}[smhd]?$")]
     bucket: Option<String>,
+    /// Summary only: `function` (the default) gives a row per (function, runtime); `runtime`
+    /// a row per runtime over every matching execution, exact (not an average of the
+    /// functions' figures).
+    #[param(pattern = "^(function|runtime)?$")]
+    group_by: Option<String>,
 }
 
 fn bad(name: &str, msg: impl std::fmt::Display) -> ApiError {
@@ -59,7 +64,11 @@ impl MetricsQuery {
     description = "Percentiles are nearest-rank over the exact recorded values.",
     responses((status = 200, description = "OK", body = Vec<Summary>), (status = 400, description = "Bad query parameter", body = ErrorBody)))]
 pub async fn summary(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Result<Json<Vec<Summary>>, ApiError> {
-    Ok(Json(s.engine.summary(&q.filter()?).await?))
+    let group_by = match q.group_by.as_deref() {
+        None | Some("") => GroupBy::default(),
+        Some(g) => g.parse().map_err(|e| bad("group_by", e))?,
+    };
+    Ok(Json(s.engine.summary(&q.filter()?, group_by).await?))
 }
 
 #[utoipa::path(get, operation_id = "metricsTimeseries", path = "/api/v1/metrics/timeseries", tag = "metrics", params(MetricsQuery),
