@@ -226,7 +226,10 @@ async fn browser_end_to_end() {
     assert_eq!(invalid, json!(true));
     shot(&c, "08-bad-timeout").await;
 
-    // Phone-sized layout: the menu collapses behind a button.
+    // Phone-sized layout: the menu collapses behind a button. (Leaving the unsaved form asks
+    // first; the answer is yes.)
+    c.execute("window.confirm = () => true; return true;", vec![]).await.expect("confirm");
+    open_hash(&c, "#/functions").await;
     c.set_window_size(390, 844).await.expect("resize");
     c.goto(&format!("{base}/#/functions")).await.expect("open");
     wait_js(&c, "document.querySelector('#fn-table table')", "functions table").await;
@@ -845,15 +848,38 @@ async fn browser_round_two_defects() {
     assert!(done.as_str().unwrap_or("").contains("slow-d"), "{done}");
     assert_eq!(c.execute("return document.querySelector('#c-failed') === null;", vec![]).await.expect("js"), json!(true));
 
+    // Executions: dates with the times, a search over logs, errors and output, a date range,
+    // pages beyond the first 100, and a detail panel that closes when the filters change.
+    for _ in 0..100 {
+        s.invoke("fast-d", &json!({})).await;
+    }
+    open_hash(&c, "#/executions").await;
+    wait_js(&c, "document.querySelectorAll('#exec-rows tr[data-id]').length === 100 && !document.querySelector('#exec-more').hidden", "a first page of 100 and Show older").await;
+    let when = c.execute("return document.querySelector('#exec-rows time').textContent;", vec![]).await.expect("js");
+    assert!(when.as_str().unwrap_or("").starts_with("today "), "a date with the time: {when}");
+    c.find(Locator::Css("#exec-more")).await.expect("more").click().await.expect("click more");
+    wait_js(&c, "document.querySelectorAll('#exec-rows tr[data-id]').length > 100", "the older page appended").await;
+    c.find(Locator::Css("#exec-rows tr[data-id]")).await.expect("row").click().await.expect("open detail");
+    wait_js(&c, "!document.querySelector('#exec-detail').hidden", "the detail panel").await;
+    set_value(&c, "#f-search", "BOOM <i>").await;
+    c.execute("document.querySelector('#f-search').dispatchEvent(new Event('input')); return true;", vec![]).await.expect("input");
+    wait_js(&c, "document.querySelectorAll('#exec-rows tr[data-id]').length === 1 && document.querySelector('#exec-rows').textContent.includes('boom-d')", "the one matching run").await;
+    assert_eq!(c.execute("return document.querySelector('#exec-detail').hidden;", vec![]).await.expect("js"), json!(true), "the stale detail closed");
+    shot(&c, "r2-05-executions-search").await;
+    set_value(&c, "#f-search", "").await;
+    set_value(&c, "#f-until", "2001-01-01T00:00:00").await;
+    wait_js(&c, "document.querySelector('#exec-rows .empty')", "nothing before 2001").await;
+    set_value(&c, "#f-until", "").await;
+
     // A server that does not answer: said in words, with a retry that works once it is back.
     c.execute("window.__fetch = window.fetch; window.fetch = () => Promise.reject(new TypeError('Failed to fetch')); return true;", vec![]).await.expect("stub");
-    open_hash(&c, "#/executions").await;
+    open_hash(&c, "#/functions").await;
     let down = wait_js(&c, "document.querySelector('#page-error')?.textContent", "the unreachable note").await;
     let down = down.as_str().unwrap_or("");
     assert!(down.contains("Server not reachable") && !down.contains("Failed to fetch"), "{down}");
-    shot(&c, "r2-05-server-down").await;
+    shot(&c, "r2-06-server-down").await;
     c.execute("window.fetch = window.__fetch; return true;", vec![]).await.expect("unstub");
     c.find(Locator::Css("#page-retry")).await.expect("retry").click().await.expect("click retry");
-    wait_js(&c, "document.querySelector('#exec-table') && !document.querySelector('#page-error')", "the page after the retry").await;
+    wait_js(&c, "document.querySelector('#fn-table table') && !document.querySelector('#page-error')", "the page after the retry").await;
     c.close().await.expect("close");
 }

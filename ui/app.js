@@ -12,6 +12,13 @@ const fmtAgo = (ms) => (ms < 60000 ? (ms / 1000).toFixed(1) + " s ago" : ms < 36
 const badge = (v) => `<span class="badge ${esc(v)}">${esc(v)}</span>`;
 const LIMITS = { timeout_ms: [100, 300000], memory_mb: [32, 2048], concurrency: [1, 64], max_retries: [0, 5] };
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "–");
+// A date with the time, shortened: "14:03:07" today, "Dec 1, 14:03:07" earlier, the year when not this one.
+const fmtWhen = (t) => {
+  const d = new Date(t), now = new Date();
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  if (d.toDateString() === now.toDateString()) return `today ${time}`;
+  return `${d.toLocaleDateString([], { month: "short", day: "numeric", ...(d.getFullYear() === now.getFullYear() ? {} : { year: "numeric" }) })}, ${time}`;
+};
 const errText = (e) => (e ? `${e.type || "error"}: ${e.message || ""}` : "–");
 
 class ApiError extends Error {
@@ -879,26 +886,70 @@ pages.executions = async (main, requestId) => {
       <div class="field"><label for="f-runtime">Runtime</label><select id="f-runtime"><option value="">All</option><option>docker</option><option>gvisor</option></select></div>
       <div class="field"><label for="f-status">Status</label><select id="f-status"><option value="">All</option><option>success</option><option>error</option><option>timeout</option><option>oom</option><option>queued</option></select></div>
       <div class="field"><label for="f-trigger">Started by</label><select id="f-trigger"><option value="">Calls (not comparisons)</option><option value="api">API calls</option><option value="http">HTTP (function URL) calls</option><option value="async">Asynchronous calls</option><option value="schedule">Schedules</option><option value="compare">Comparison runs</option><option value="all">Everything</option></select></div>
+    </div><div class="row">
+      <div class="field" style="flex:2"><label for="f-search">Search logs, errors and output</label><input id="f-search" type="search" maxlength="200" placeholder="text, e.g. invoice 42" spellcheck="false"></div>
+      <div class="field"><label for="f-since">From</label><input id="f-since" type="datetime-local" step="1"></div>
+      <div class="field"><label for="f-until">To</label><input id="f-until" type="datetime-local" step="1"></div>
     </div>${requestId ? `<p id="f-request" style="margin:0">Attempts of one asynchronous call: <span class="mono">${esc(requestId)}</span> · <a href="#/executions">show all executions</a></p>` : ""}</div>
-    <div class="panel table-wrap"><table id="exec-table"><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th class="node-col">Node</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table></div>
+    <div class="panel table-wrap"><div class="muted hint" id="exec-count" aria-live="polite"></div><table id="exec-table"><thead><tr><th>Started</th><th>Function</th><th>Runtime</th><th class="node-col">Node</th><th>Status</th><th>Start</th><th>Duration</th><th>In handler</th><th>Memory</th></tr></thead><tbody id="exec-rows"></tbody></table>
+      <div class="row" style="justify-content:center;margin-top:8px"><button type="button" id="exec-more" hidden>Show older</button></div></div>
     <div class="panel" id="exec-detail" hidden></div>`;
   if (requestId) $("#f-trigger").value = "all";
-  const filters = () => ({ function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value, request_id: requestId || "" });
+  // datetime-local is the browser's local time; the API takes RFC 3339.
+  const isoOf = (v) => (v ? new Date(v).toISOString() : "");
+  const filters = () => ({
+    function: $("#f-function").value, runtime: $("#f-runtime").value, status: $("#f-status").value, trigger: $("#f-trigger").value, request_id: requestId || "",
+    search: $("#f-search").value.trim(), since: isoOf($("#f-since").value), until: isoOf($("#f-until").value),
+  });
   // The stream is opened with trigger=all so that changing the filter needs no reconnect.
   const triggerMatches = (t, want) => (want === "all" ? true : want ? t === want : t !== "compare");
-  const matches = (e, f) => (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger) && (!f.request_id || e.request_id === f.request_id);
+  // A live record joins the list only when the list shows the newest records of its filter
+  // (a search or an end date is answered by the server, not guessed here).
+  const matches = (e, f) => !f.search && !f.until && (!f.function || e.function === f.function) && (!f.runtime || e.runtime === f.runtime) && (!f.status || e.status === f.status) && triggerMatches(e.trigger, f.trigger) && (!f.request_id || e.request_id === f.request_id);
   const triggerNote = (e) => {
     const t = { compare: "comparison", http: "http", async: "async", schedule: "schedule" }[e.trigger];
     return (t ? ` · ${t}` : "") + (e.attempt > 1 ? ` · attempt ${esc(e.attempt)}` : "");
   };
-  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}" data-status="${esc(e.status)}"><td>${esc(new Date(e.started_at).toLocaleTimeString())}</td><td>${esc(e.function)} <span class="muted">v${esc(e.version)}${triggerNote(e)}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
-  const load = async () => {
+  const row = (e) => `<tr class="clickable" tabindex="0" data-id="${esc(e.id)}" data-status="${esc(e.status)}"><td><time datetime="${esc(e.started_at)}" title="${esc(e.started_at)}">${esc(fmtWhen(e.started_at))}</time></td><td>${esc(e.function)} <span class="muted">v${esc(e.version)}${triggerNote(e)}</span></td><td>${badge(e.runtime)}</td><td class="node-col">${esc(e.node ?? "–")}</td><td>${badge(e.status)}</td><td>${e.cold_start ? "cold" : "warm"}</td><td>${fmtMs(e.duration_ms)}</td><td>${fmtMs(e.exec_ms)}</td><td>${fmtMb(e.memory_bytes)}</td></tr>`;
+  // Pages of 100 without payloads (the detail panel reads the whole record); "Show older"
+  // follows the server's X-Next-Before cursor.
+  let next = null, loads = 0;
+  const fetchPage = async (before) => {
     const q = new URLSearchParams(Object.entries(filters()).filter(([, v]) => v));
     q.set("limit", "100");
-    const list = await api("GET", "/api/v1/executions?" + q);
-    $("#exec-rows").innerHTML = list.length ? list.map(row).join("") : `<tr><td colspan="9" class="empty">No executions match.</td></tr>`;
-    $("#exec-table").classList.toggle("with-node", list.some((e) => e.node));
+    q.set("view", "summary");
+    if (before) q.set("before", before);
+    const { data, res } = await request("GET", "/api/v1/executions?" + q);
+    return { list: data || [], next: res.headers.get("x-next-before") };
   };
+  const showMore = () => {
+    $("#exec-more").hidden = !next;
+    $("#exec-count").textContent = `${plural($("#exec-rows").querySelectorAll("tr[data-id]").length, "execution")} shown${next ? "; older ones below" : ""}`;
+  };
+  const load = async () => {
+    const n = ++loads;
+    let page;
+    try { page = await fetchPage(null); } catch (e) {
+      $("#exec-rows").innerHTML = `<tr><td colspan="9" class="field-error">${esc(e.message)}</td></tr>`;
+      return;
+    }
+    if (n !== loads) return; // a newer filter's answer is on its way
+    next = page.next;
+    $("#exec-rows").innerHTML = page.list.length ? page.list.map(row).join("") : `<tr><td colspan="9" class="empty">No executions match.</td></tr>`;
+    $("#exec-table").classList.toggle("with-node", page.list.some((e) => e.node));
+    showMore();
+  };
+  $("#exec-more").addEventListener("click", async () => {
+    if (!next) return;
+    $("#exec-more").disabled = true;
+    try {
+      const page = await fetchPage(next);
+      next = page.next;
+      $("#exec-rows").insertAdjacentHTML("beforeend", page.list.map(row).join(""));
+      if (page.list.some((e) => e.node)) $("#exec-table").classList.add("with-node");
+      showMore();
+    } catch (e) { toast(e.message, true); } finally { $("#exec-more").disabled = false; }
+  });
   const openDetail = async (id) => {
     const e = await api("GET", `/api/v1/executions/${id}`);
     const d = $("#exec-detail");
@@ -912,7 +963,12 @@ pages.executions = async (main, requestId) => {
   };
   $("#exec-rows").addEventListener("click", (ev) => { const tr = ev.target.closest("tr[data-id]"); if (tr) openDetail(tr.dataset.id); });
   $("#exec-rows").addEventListener("keydown", (ev) => { const tr = ev.target.closest("tr[data-id]"); if (tr && ev.key === "Enter") openDetail(tr.dataset.id); });
-  main.querySelectorAll("select").forEach((s) => s.addEventListener("change", load));
+  // A filter change closes the detail panel: it showed a record of the list before.
+  const refilter = () => { $("#exec-detail").hidden = true; load(); };
+  main.querySelectorAll("select, #f-since, #f-until").forEach((s) => s.addEventListener("change", refilter));
+  let typing;
+  $("#f-search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(refilter, 300); });
+  onLeave(() => clearTimeout(typing));
   await load();
   const key = apiKey();
   const es = new EventSource("/api/v1/executions/stream?trigger=all" + (key ? "&access_token=" + encodeURIComponent(key) : ""));
@@ -926,7 +982,7 @@ pages.executions = async (main, requestId) => {
     if (known) { known.outerHTML = row(e); return; }
     body.insertAdjacentHTML("afterbegin", row(e));
     if (e.node) $("#exec-table").classList.add("with-node");
-    while (body.rows.length > 200) body.deleteRow(-1);
+    while (body.rows.length > 1000) body.deleteRow(-1);
   });
   es.onerror = () => { $("#live").textContent = "reconnecting"; };
   es.onopen = () => { $("#live").textContent = "live"; };

@@ -340,6 +340,24 @@ impl Execution {
     }
 }
 
+/// The longest text an executions search takes: it is matched against every scanned record.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// `text` as a SQL `LIKE` pattern matching it anywhere, with `\` as the escape character
+/// (`%`, `_` and `\` in it are matched literally).
+pub fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// Which executions to list; newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutionFilter {
@@ -347,6 +365,13 @@ pub struct ExecutionFilter {
     pub status: Option<ExecutionStatus>,
     pub runtime: Option<Runtime>,
     pub since: Option<DateTime<Utc>>,
+    /// Started before this time (with `since`, a date range).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Only executions whose logs, error or output contain this text (ASCII letters in any
+    /// case); at most [`MAX_SEARCH_CHARS`].
+    #[serde(default)]
+    pub search: Option<String>,
     /// Only executions older than this id (ids are time-ordered UUIDv7), for paging.
     pub before: Option<Uuid>,
     #[serde(default)]

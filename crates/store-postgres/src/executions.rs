@@ -83,6 +83,14 @@ pub(crate) async fn list(store: &PostgresStore, filter: &ExecutionFilter) -> Res
     if let Some(since) = filter.since {
         push_eq(&mut sql, &mut args, "started_ms >=", since.timestamp_millis());
     }
+    if let Some(until) = filter.until {
+        push_eq(&mut sql, &mut args, "started_ms <", until.timestamp_millis());
+    }
+    if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
+        args.push(Box::new(fnbox_core::execution::like_pattern(text)));
+        let n = args.len();
+        sql.push_str(&format!(" AND (logs ILIKE ${n} ESCAPE '\\' OR error ILIKE ${n} ESCAPE '\\' OR output ILIKE ${n} ESCAPE '\\')"));
+    }
     if let Some(before) = filter.before {
         push_eq(&mut sql, &mut args, "id <", before);
     }

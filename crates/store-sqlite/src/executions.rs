@@ -80,6 +80,15 @@ pub(crate) async fn list(store: &SqliteStore, filter: &ExecutionFilter) -> Resul
             args.push(Box::new(since.timestamp_millis()));
             sql.push_str(&format!(" AND started_ms >= ?{}", args.len()));
         }
+        if let Some(until) = filter.until {
+            args.push(Box::new(until.timestamp_millis()));
+            sql.push_str(&format!(" AND started_ms < ?{}", args.len()));
+        }
+        if let Some(text) = filter.search.as_deref().filter(|t| !t.is_empty()) {
+            args.push(Box::new(fnbox_core::execution::like_pattern(text)));
+            let n = args.len();
+            sql.push_str(&format!(" AND (logs LIKE ?{n} ESCAPE '\\' OR error LIKE ?{n} ESCAPE '\\' OR output LIKE ?{n} ESCAPE '\\')"));
+        }
         if let Some(before) = filter.before {
             args.push(Box::new(before.to_string()));
             sql.push_str(&format!(" AND id < ?{}", args.len()));

@@ -50,6 +50,7 @@ pub const ALL: &[&str] = &[
     "acknowledged_records_survive_reopen",
     "executions_survive_reopen_and_filter",
     "filters_and_paging",
+    "search_finds_text_in_logs_errors_and_output",
     "a_page_of_executions_is_bounded_by_bytes",
     "comparison_runs_are_left_out_unless_asked_for",
     "last_execution_of_each_function_leaves_comparisons_out",
@@ -405,6 +406,12 @@ pub async fn filters_and_paging(b: &dyn Backend) {
         list(&*store, f(ExecutionFilter { since: Some(since), ..Default::default() })).await,
         newest_first(&|e| api(e) && e.started_at >= since)
     );
+    let until = all[8].started_at;
+    assert_eq!(
+        list(&*store, f(ExecutionFilter { since: Some(since), until: Some(until), ..Default::default() })).await,
+        newest_first(&|e| api(e) && e.started_at >= since && e.started_at < until),
+        "a date range"
+    );
     assert_eq!(
         list(&*store, f(ExecutionFilter { trigger: TriggerFilter::All, function: Some("q".into()), runtime: Some(Runtime::Gvisor), ..Default::default() })).await,
         newest_first(&|e| e.function == "q" && e.runtime == Runtime::Gvisor)
@@ -422,6 +429,29 @@ pub async fn filters_and_paging(b: &dyn Backend) {
     }
     assert_eq!(paged, newest_first(&api));
     assert_eq!(list(&*store, ExecutionFilter { limit: 0, ..Default::default() }).await.len(), 1, "a limit of 0 reads one");
+}
+
+/// `search` matches logs, error and output, in any ASCII case, with `%` and `_` taken literally.
+pub async fn search_finds_text_in_logs_errors_and_output(b: &dyn Backend) {
+    let store = b.open("n1").await;
+    let mut logged = execution("s", ExecutionStatus::Success);
+    logged.logs = "fetching invoice 42\nDone\n".into();
+    let mut failed = execution("s", ExecutionStatus::Error);
+    failed.error = Some(ErrorInfo::new("KeyError", "no Invoice here"));
+    let mut returned = execution("s", ExecutionStatus::Success);
+    returned.output = Some(RawJson::parse(r#"{"note":"100% invoiced_ok"}"#.into()).expect("json"));
+    let plain = execution("s", ExecutionStatus::Success);
+    for e in [&logged, &failed, &returned, &plain] {
+        store.record_execution(e.clone()).await.expect("record");
+    }
+    let search = |text: &str| ExecutionFilter { search: Some(text.into()), limit: 100, ..Default::default() };
+    assert_eq!(list(&*store, search("INVOICE")).await, vec![returned.id, failed.id, logged.id], "logs, error and output, any case");
+    assert_eq!(list(&*store, search("100%")).await, vec![returned.id]);
+    assert_eq!(list(&*store, search("0% i")).await, vec![returned.id]);
+    assert_eq!(list(&*store, search("d_o")).await, vec![returned.id]);
+    assert_eq!(list(&*store, search("invoic_")).await, Vec::<Uuid>::new(), "_ is a character, not a wildcard");
+    assert_eq!(list(&*store, search("x%y")).await, Vec::<Uuid>::new(), "% is a character, not a wildcard");
+    assert_eq!(list(&*store, ExecutionFilter { status: Some(ExecutionStatus::Error), ..search("invoice") }).await, vec![failed.id]);
 }
 
 pub async fn a_page_of_executions_is_bounded_by_bytes(b: &dyn Backend) {

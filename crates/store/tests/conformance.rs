@@ -73,6 +73,7 @@ suite!(
     acknowledged_records_survive_reopen,
     executions_survive_reopen_and_filter,
     filters_and_paging,
+    search_finds_text_in_logs_errors_and_output,
     a_page_of_executions_is_bounded_by_bytes,
     comparison_runs_are_left_out_unless_asked_for,
     last_execution_of_each_function_leaves_comparisons_out,

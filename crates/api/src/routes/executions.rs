@@ -29,6 +29,12 @@ pub struct ListQuery {
     runtime: Option<String>,
     /// Started at or after this RFC 3339 time.
     since: Option<String>,
+    /// Started before this RFC 3339 time (with `since`, a date range).
+    until: Option<String>,
+    /// Only executions whose logs, error or output contain this text (ASCII letters in any
+    /// case; at most 200 characters).
+    #[param(max_length = 200)]
+    search: Option<String>,
     /// Page: executions older than this execution id (UUID); the `X-Next-Before` header of a
     /// page gives the value for the next one.
     before: Option<String>,
@@ -95,16 +101,26 @@ impl ListQuery {
 
     fn into_filter(self) -> Result<ExecutionFilter, ApiError> {
         let bad = |name: &str, msg: String| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", format!("{name}: {msg}"));
+        let time = |name: &str, v: Option<String>| {
+            v.filter(|s| !s.is_empty())
+                .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)))
+                .transpose()
+                .map_err(|e| bad(name, format!("expected an RFC 3339 time ({e})")))
+        };
+        let search = self.search.filter(|s| !s.is_empty());
+        if let Some(s) = &search {
+            let max = fnbox_core::execution::MAX_SEARCH_CHARS;
+            if s.chars().count() > max {
+                return Err(bad("search", format!("at most {max} characters")));
+            }
+        }
         Ok(ExecutionFilter {
+            until: time("until", self.until)?,
+            search,
             function: self.function.filter(|f| !f.is_empty()),
             status: self.status.filter(|s| !s.is_empty()).map(|s| s.parse()).transpose().map_err(|e| bad("status", e))?,
             runtime: self.runtime.filter(|s| !s.is_empty()).map(|s| s.parse()).transpose().map_err(|e| bad("runtime", e))?,
-            since: self
-                .since
-                .filter(|s| !s.is_empty())
-                .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc)))
-                .transpose()
-                .map_err(|e| bad("since", format!("expected an RFC 3339 time ({e})")))?,
+            since: time("since", self.since)?,
             before: self.before.filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(&s)).transpose().map_err(|e| bad("before", e.to_string()))?,
             trigger: parse_trigger(self.trigger.as_deref())?,
             request_id: self.request_id.filter(|s| !s.is_empty()).map(|s| Uuid::parse_str(&s)).transpose().map_err(|e| bad("request_id", e.to_string()))?,
