@@ -80,3 +80,20 @@ else
     "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
     echo "[test-deps] $("$VENV/bin/schemathesis" --version 2>/dev/null | head -1)"
 fi
+
+# axe-core from npm, for the browser tests' accessibility check (tests/ui.rs injects it into
+# each page). Pinned; installed under target/ like the venv.
+AXE_VERSION=4.10.3
+AXE_DIR=target/test-axe
+if [[ -f $AXE_DIR/node_modules/axe-core/axe.min.js ]] && grep -q "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/package.json"; then
+    echo "[test-deps] axe-core $AXE_VERSION: already installed in $AXE_DIR"
+else
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "[test-deps] installing npm"
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    echo "[test-deps] installing axe-core $AXE_VERSION into $AXE_DIR"
+    mkdir -p "$AXE_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" >/dev/null
+fi

@@ -44,16 +44,17 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// A browser with more Chromium switches (e.g. the dark colour scheme).
+async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
+    let mut args = vec!["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                        "--window-size=1280,1000"];
+    args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000"]
-        }),
-    );
+    caps.insert("goog:chromeOptions".into(), json!({ "binary": "/usr/bin/chromium", "args": args }));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver.url)
@@ -882,4 +883,98 @@ async fn browser_round_two_defects() {
     c.find(Locator::Css("#page-retry")).await.expect("retry").click().await.expect("click retry");
     wait_js(&c, "document.querySelector('#fn-table table') && !document.querySelector('#page-error')", "the page after the retry").await;
     c.close().await.expect("close");
+}
+
+/// Runs axe-core (installed by `make test`: scripts/test-deps.sh) in the page; returns the
+/// serious and critical violations as "rule: target, …" lines.
+async fn axe_violations(c: &Client) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-axe/node_modules/axe-core/axe.min.js");
+    let src = std::fs::read_to_string(path).expect("axe-core is installed by `make test` (scripts/test-deps.sh)");
+    c.execute(&format!("{src}\nreturn true;"), vec![]).await.expect("inject axe");
+    let found = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations
+               .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+               .map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 4).map((n) => n.target.join(' ')).join(', ') + ' — ' + v.help)));",
+            vec![],
+        )
+        .await
+        .expect("axe run");
+    serde_json::from_value(found).unwrap_or_default()
+}
+
+/// Every page at desktop and phone width: no serious or critical axe-core violation, no
+/// sideways scrolling at 390 px, and a screenshot of each. Seeded so that tables, badges,
+/// charts and a past comparison are on screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_every_page_is_accessible_and_fits_a_phone() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    s.require_runtimes().await;
+    s.create("ok-a11y", "python", "docker", "def handler(event, context):\n    print('hello')\n    return {'a': 1}\n", json!({"sample_input": {"name": "x", "n": 2, "flag": true}})).await;
+    s.create("bad-a11y", "javascript", "gvisor", "exports.handler = async () => { throw new Error('nope'); };\n", json!({})).await;
+    for _ in 0..3 {
+        s.invoke("ok-a11y", &json!({"name": "x"})).await;
+        s.invoke("bad-a11y", &json!({})).await;
+    }
+    let (st, _) = s.post("/api/v1/functions/ok-a11y/compare", &json!({"input": {}, "iterations": 1})).await;
+    assert!(st == 200 || st == 201, "{st}");
+    let driver = Driver::start().await;
+    let base = s.url.clone();
+    let pages = [
+        ("functions", "#fn-table table"),
+        ("create", "#template option"),
+        ("edit/ok-a11y", "#code"),
+        ("execute/ok-a11y", "#in-name"),
+        ("executions", "#exec-rows tr[data-id]"),
+        ("dead-letters", "#dl-rows"),
+        ("dashboard", "#stat-invocations"),
+        ("compare", "#c-past [data-cmp]"),
+        ("cluster", "#cl-rows tr"),
+    ];
+    let mut problems = Vec::new();
+    // The system's dark setting is followed (blink's preferredColorScheme 0 is dark).
+    let light = browser(&driver).await;
+    let dark = browser_with(&driver, &["--blink-settings=preferredColorScheme=0"]).await;
+    let dark_on = dark.execute("return matchMedia('(prefers-color-scheme: dark)').matches;", vec![]).await.expect("js");
+    assert_eq!(dark_on, json!(true), "the dark scheme is asked for");
+    for (c, width, height, tag) in [(&light, 1280, 1000, "desktop"), (&light, 390, 844, "phone"), (&dark, 1280, 1000, "dark")] {
+        c.set_window_size(width, height).await.expect("resize");
+        for (page, ready) in pages {
+            c.goto(&format!("{base}/#/{page}")).await.expect("open");
+            wait_js(c, &format!("document.querySelector('{ready}')"), page).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for v in axe_violations(c).await {
+                problems.push(format!("{tag} #/{page}: {v}"));
+            }
+            // A button inside a link is two tab stops for one action.
+            let nested = c.execute("return document.querySelectorAll('a button, button a, a a').length;", vec![]).await.expect("js");
+            if nested != json!(0) {
+                problems.push(format!("{tag} #/{page}: {nested} controls nested in links"));
+            }
+            let w = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.expect("widths");
+            if w[0].as_f64() > w[1].as_f64() {
+                problems.push(format!("{tag} #/{page}: wider than the window (scrollWidth, innerWidth) = {w}"));
+            }
+            shot(c, &format!("a11y-{tag}-{}", page.replace('/', "-"))).await;
+        }
+    }
+    // The skip link is the first tab stop and moves focus to the content, staying on the page.
+    light.goto(&format!("{base}/#/dashboard")).await.expect("open");
+    wait_js(&light, "document.querySelector('#stat-invocations')", "the dashboard").await;
+    let first = light
+        .execute("return [...document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')].find((e) => e.tabIndex >= 0)?.className;", vec![])
+        .await
+        .expect("js");
+    assert_eq!(first, json!("skip"), "the skip link is the first tab stop");
+    let shown = light.execute("const s = document.querySelector('.skip'); s.focus(); return s.getBoundingClientRect().left >= 0;", vec![]).await.expect("js");
+    assert_eq!(shown, json!(true), "visible when focused");
+    light.find(Locator::Css(".skip")).await.expect("skip").send_keys("\u{E007}").await.expect("enter");
+    let after = light.execute("return [document.activeElement.id, location.hash, !!document.querySelector('#stat-invocations')];", vec![]).await.expect("js");
+    assert_eq!(after, json!(["main", "#/dashboard", true]), "focus on the content, same page");
+    let bg = dark.execute("return getComputedStyle(document.body).backgroundColor;", vec![]).await.expect("js");
+    assert_eq!(bg, json!("rgb(14, 20, 31)"), "dark pages are dark");
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    light.close().await.expect("close");
+    dark.close().await.expect("close");
 }

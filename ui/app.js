@@ -173,6 +173,8 @@ async function route() {
   if (seq === routeSeq) main.focus({ preventScroll: true });
 }
 window.addEventListener("hashchange", route);
+// The skip link moves focus to the content; following its href would change the route.
+document.querySelector(".skip")?.addEventListener("click", (ev) => { ev.preventDefault(); $("#main").focus(); });
 
 async function refreshHealth() {
   try {
@@ -207,7 +209,7 @@ const pick = (o, ...paths) => {
 
 // ---------- Functions ----------
 pages.functions = async (main) => {
-  main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Functions</h1><a href="#/create"><button class="primary">New function</button></a></div>
+  main.innerHTML = `<div class="row" style="justify-content:space-between"><h1>Functions</h1><a class="button primary" href="#/create">New function</a></div>
     <div class="panel table-wrap" id="fn-table"><div class="empty">Loading…</div></div>`;
   // Each listed function carries its last_execution: no download of executions for this page.
   const [fns, summary] = await Promise.all([listFunctions(), summaryRows()]);
@@ -223,15 +225,16 @@ pages.functions = async (main) => {
     $("#fn-table").innerHTML = `<div class="empty">No functions yet. <a href="#/create">Create one from an example.</a></div>`;
     return;
   }
-  $("#fn-table").innerHTML = `<table><thead><tr><th>Name</th><th>Language</th><th>Runtime</th><th>Version</th><th>Last status</th><th>Invocations</th><th>Success rate</th><th>p50</th><th><span class="sr-only">Actions</span></th></tr></thead><tbody>
+  const td = (label, html) => `<td data-label="${label}">${html}</td>`;
+  $("#fn-table").innerHTML = `<table class="stack"><thead><tr><th scope="col">Name</th><th scope="col">Language</th><th scope="col">Runtime</th><th scope="col">Version</th><th scope="col">Last status</th><th scope="col">Invocations</th><th scope="col">Success rate</th><th scope="col">p50</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>
     ${fns.map((f) => {
       const a = byFn[f.name];
       return `<tr data-name="${esc(f.name)}">
-        <td><a href="#/execute/${encodeURIComponent(f.name)}">${esc(f.name)}</a><div class="muted" style="font-size:12px">${esc(f.description)}</div></td>
-        <td>${esc(f.language)}</td><td>${badge(f.runtime)}</td><td>v${f.version}${f.build?.status && f.build.status !== "none" ? ` <span class="muted" title="dependencies${f.serving_version != null ? `; v${f.serving_version} serves meanwhile` : ""}">deps</span> ${buildBadge(f.build.status)}` : ""}</td>
-        <td>${f.last_execution ? `<span title="${esc(new Date(f.last_execution.started_at).toLocaleString())}, ${esc(fmtMs(f.last_execution.duration_ms))}">${badge(f.last_execution.status)}</span>` : '<span class="muted">never run</span>'}</td>
-        <td>${a ? a.invocations : 0}</td><td>${a && a.invocations ? fmtPct(a.successes / a.invocations) : "–"}</td><td>${fmtMs(a?.p50)}</td>
-        <td><a href="#/edit/${encodeURIComponent(f.name)}"><button>Edit</button></a> <button class="danger" data-delete="${esc(f.name)}">Delete</button></td></tr>`;
+        ${td("Name", `<a href="#/execute/${encodeURIComponent(f.name)}">${esc(f.name)}</a><div class="muted" style="font-size:12px">${esc(f.description)}</div>`)}
+        ${td("Language", esc(f.language))}${td("Runtime", badge(f.runtime))}${td("Version", `v${f.version}${f.build?.status && f.build.status !== "none" ? ` <span class="muted" title="dependencies${f.serving_version != null ? `; v${f.serving_version} serves meanwhile` : ""}">deps</span> ${buildBadge(f.build.status)}` : ""}`)}
+        ${td("Last status", f.last_execution ? `<span title="${esc(new Date(f.last_execution.started_at).toLocaleString())}, ${esc(fmtMs(f.last_execution.duration_ms))}">${badge(f.last_execution.status)}</span>` : '<span class="muted">never run</span>')}
+        ${td("Invocations", a ? a.invocations : 0)}${td("Success rate", a && a.invocations ? fmtPct(a.successes / a.invocations) : "–")}${td("p50", fmtMs(a?.p50))}
+        ${td("Actions", `<a class="button" href="#/edit/${encodeURIComponent(f.name)}" aria-label="Edit ${esc(f.name)}">Edit</a> <button class="danger" data-delete="${esc(f.name)}" aria-label="Delete ${esc(f.name)}">Delete</button>`)}</tr>`;
     }).join("")}</tbody></table>`;
   main.querySelectorAll("[data-delete]").forEach((b) => b.addEventListener("click", async () => {
     const name = b.dataset.delete;
@@ -323,7 +326,7 @@ pages.create = async (main, editName) => {
       <button type="button" id="env-add">Add variable</button>
       <div class="field-error" id="err-env"></div></fieldset>
     <div class="field"><label id="code-label">Code</label> <span class="muted hint" id="code-hint">Tab indents; Esc then Tab moves on</span>
-      <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="code-hint err-code"></div></div>
+      <div class="editor-wrap"><div class="gutter" id="gutter" aria-hidden="true"></div><div class="editor" id="code" tabindex="0" role="textbox" aria-multiline="true" aria-labelledby="code-label" aria-describedby="code-hint err-code"></div></div>
       <div class="field-error" id="err-code"></div></div>
     <div class="field" id="deps-field"><label for="dependencies">Dependencies <span class="mono deps-file" id="deps-file">requirements.txt</span></label>
       <textarea id="dependencies" class="deps" rows="4" spellcheck="false" autocomplete="off" aria-describedby="deps-hint err-dependencies"></textarea>
