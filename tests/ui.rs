@@ -914,8 +914,11 @@ async fn browser_every_page_is_accessible_and_fits_a_phone() {
     s.create("ok-a11y", "python", "docker", "def handler(event, context):\n    print('hello')\n    return {'a': 1}\n", json!({"sample_input": {"name": "x", "n": 2, "flag": true}})).await;
     s.create("bad-a11y", "javascript", "gvisor", "exports.handler = async () => { throw new Error('nope'); };\n", json!({})).await;
     for _ in 0..3 {
-        s.invoke("ok-a11y", &json!({"name": "x"})).await;
         s.invoke("bad-a11y", &json!({})).await;
+    }
+    // 1,000 stored executions with logs: no page may download more than 200 KB of API data.
+    for _ in 0..1000 {
+        s.invoke("ok-a11y", &json!({"name": "x"})).await;
     }
     let (st, _) = s.post("/api/v1/functions/ok-a11y/compare", &json!({"input": {}, "iterations": 1})).await;
     assert!(st == 200 || st == 201, "{st}");
@@ -941,11 +944,24 @@ async fn browser_every_page_is_accessible_and_fits_a_phone() {
     for (c, width, height, tag) in [(&light, 1280, 1000, "desktop"), (&light, 390, 844, "phone"), (&dark, 1280, 1000, "dark")] {
         c.set_window_size(width, height).await.expect("resize");
         for (page, ready) in pages {
+            // Counted per page (a hash change keeps the document and its timings).
+            c.execute("performance.setResourceTimingBufferSize(10000); performance.clearResourceTimings(); return true;", vec![]).await.ok();
             c.goto(&format!("{base}/#/{page}")).await.expect("open");
             wait_js(c, &format!("document.querySelector('{ready}')"), page).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             for v in axe_violations(c).await {
                 problems.push(format!("{tag} #/{page}: {v}"));
+            }
+            let api_bytes = c
+                .execute(
+                    "return performance.getEntriesByType('resource').filter((r) => r.name.includes('/api/') && !r.name.includes('/stream'))
+                       .reduce((n, r) => n + r.decodedBodySize, 0);",
+                    vec![],
+                )
+                .await
+                .expect("js");
+            if api_bytes.as_f64().unwrap_or(f64::MAX) > 200_000.0 {
+                problems.push(format!("{tag} #/{page}: {api_bytes} bytes of API data (budget 200 KB)"));
             }
             // A button inside a link is two tab stops for one action.
             let nested = c.execute("return document.querySelectorAll('a button, button a, a a').length;", vec![]).await.expect("js");
