@@ -770,6 +770,10 @@ async fn browser_round_two_defects() {
     let errors = wait_js(&c, "document.querySelector('#d-errors .error-groups')?.textContent", "the errors panel").await;
     let errors = errors.as_str().unwrap_or("");
     assert!(errors.contains("ValueError") && errors.contains("boom <i>here</i>") && errors.contains("boom-d"), "type, message and function: {errors}");
+    let calls = wait_js(&c, "document.querySelector('#chart-calls .uplot') && Number(document.querySelector('#chart-calls').dataset.points)", "the invocations chart").await;
+    assert!(calls.as_f64().unwrap_or(0.0) >= 1.0, "{calls}");
+    let (_, ts) = s.get("/api/v1/metrics/timeseries?runtime=docker").await;
+    assert!(ts.as_array().is_some_and(|b| b.iter().all(|b| b["peak_concurrency"].as_u64().is_some_and(|n| n >= 1))), "{ts}");
     shot(&c, "r2-01-dashboard").await;
 
     // A link to a function that does not exist says so instead of opening another one.
@@ -849,6 +853,24 @@ async fn browser_round_two_defects() {
     assert!(done.as_str().unwrap_or("").contains("slow-d"), "{done}");
     assert_eq!(c.execute("return document.querySelector('#c-failed') === null;", vec![]).await.expect("js"), json!(true));
 
+    // An output too large to keep in the record says so (not `null`); output and logs copy.
+    s.create("big-d", "python", "docker", "def handler(event, context):\n    print('made it')\n    return 'x' * 70000\n", json!({})).await;
+    let big = s.invoke("big-d", &json!({})).await;
+    let big_id = big["execution_id"].as_str().or(big["id"].as_str()).expect("an id").to_owned();
+    let (_, rec) = s.get(&format!("/api/v1/executions/{big_id}")).await;
+    assert_eq!((rec["output"].clone(), rec["output_truncated"].clone()), (Value::Null, json!(true)), "{rec}");
+    open_hash(&c, "#/executions").await;
+    wait_js(&c, &format!("document.querySelector('#exec-rows tr[data-id=\"{big_id}\"]')"), "the big run listed").await;
+    c.find(Locator::Css(&format!("#exec-rows tr[data-id=\"{big_id}\"]"))).await.expect("row").click().await.expect("open");
+    let note = wait_js(&c, "document.querySelector('#exec-detail #output-truncated')?.textContent", "the truncation note").await;
+    assert!(note.as_str().unwrap_or("").contains("64 KiB"), "{note}");
+    let shown = c.execute("return document.querySelector('#exec-detail').textContent.includes('null');", vec![]).await.expect("js");
+    assert_eq!(shown, json!(false), "no bare null");
+    c.find(Locator::Css("#exec-detail [data-copy=logs]")).await.expect("copy logs").click().await.expect("click copy");
+    wait_js(&c, "[...document.querySelectorAll('#toast div')].some((d) => /Copied|Selected/.test(d.textContent))", "the copy toast").await;
+    shot(&c, "r2-05-truncated-output").await;
+    open_hash(&c, "#/functions").await;
+
     // Executions: dates with the times, a search over logs, errors and output, a date range,
     // pages beyond the first 100, and a detail panel that closes when the filters change.
     for _ in 0..100 {
@@ -866,7 +888,7 @@ async fn browser_round_two_defects() {
     c.execute("document.querySelector('#f-search').dispatchEvent(new Event('input')); return true;", vec![]).await.expect("input");
     wait_js(&c, "document.querySelectorAll('#exec-rows tr[data-id]').length === 1 && document.querySelector('#exec-rows').textContent.includes('boom-d')", "the one matching run").await;
     assert_eq!(c.execute("return document.querySelector('#exec-detail').hidden;", vec![]).await.expect("js"), json!(true), "the stale detail closed");
-    shot(&c, "r2-05-executions-search").await;
+    shot(&c, "r2-06-executions-search").await;
     set_value(&c, "#f-search", "").await;
     set_value(&c, "#f-until", "2001-01-01T00:00:00").await;
     wait_js(&c, "document.querySelector('#exec-rows .empty')", "nothing before 2001").await;
@@ -878,7 +900,7 @@ async fn browser_round_two_defects() {
     let down = wait_js(&c, "document.querySelector('#page-error')?.textContent", "the unreachable note").await;
     let down = down.as_str().unwrap_or("");
     assert!(down.contains("Server not reachable") && !down.contains("Failed to fetch"), "{down}");
-    shot(&c, "r2-06-server-down").await;
+    shot(&c, "r2-07-server-down").await;
     c.execute("window.fetch = window.__fetch; return true;", vec![]).await.expect("unstub");
     c.find(Locator::Css("#page-retry")).await.expect("retry").click().await.expect("click retry");
     wait_js(&c, "document.querySelector('#fn-table table') && !document.querySelector('#page-error')", "the page after the retry").await;

@@ -5,6 +5,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const fmtMs = (v) => (v == null ? "–" : v < 10 ? v.toFixed(2) + " ms" : v < 1000 ? v.toFixed(1) + " ms" : (v / 1000).toFixed(2) + " s");
 const fmtMb = (b) => (b == null ? "–" : (b / 1048576).toFixed(1) + " MB");
+const fmtBytes = (b) => (b == null ? "–" : b < 1024 ? `${b} bytes` : b < 1048576 ? `${(b / 1024).toFixed(1)} KiB` : `${(b / 1048576).toFixed(1)} MiB`);
 const fmtPct = (r) => (r == null ? "–" : (r * 100).toFixed(1) + "%");
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const fmtMemMb = (mb) => (mb >= 1024 ? (mb / 1024).toFixed(1) + " GB" : mb + " MB");
@@ -586,6 +587,42 @@ function readForm(root) {
   return out;
 }
 
+/** Copy and Download buttons for the text of `#id` (handled once, for the whole page, below). */
+function copyButtons(id, filename) {
+  return `<span class="pre-actions"><button type="button" class="small" data-copy="${id}" aria-label="Copy the ${id}">Copy</button>
+    <button type="button" class="small" data-download="${id}" data-filename="${esc(filename)}" aria-label="Download the ${id}">Download</button></span>`;
+}
+
+/** A success's output: in full when the record kept it; when it was larger than the record
+ *  limit, say so and where the whole value is (the caller got it; records keep 64 KiB). */
+function outputBlock(r) {
+  if (r.output_truncated && r.output == null) {
+    return `<h2>Output</h2><div class="notice building" id="output-truncated"><strong>Output not kept: it was larger than the 64 KiB an execution record keeps.</strong>
+      The caller received it in full${r.output_bytes != null ? ` (${esc(fmtBytes(r.output_bytes))})` : ""}. To see it, run the function again here (Run shows the whole answer)
+      or call <span class="mono">POST /api/v1/functions/${esc(r.function)}/invoke</span> and read the response body.</div>`;
+  }
+  return `<div class="row pre-head"><h2>Output</h2>${copyButtons("output", `${r.function || "output"}-${r.execution_id || r.id}.json`)}</div><pre id="output">${esc(JSON.stringify(r.output, null, 2))}</pre>`;
+}
+
+document.addEventListener("click", async (ev) => {
+  const copy = ev.target.closest("[data-copy]"), download = ev.target.closest("[data-download]");
+  const el = (copy || download) && document.getElementById((copy || download).dataset.copy || (copy || download).dataset.download);
+  if (!el) return;
+  if (copy) {
+    try { await navigator.clipboard.writeText(el.textContent); toast("Copied"); } catch {
+      // No clipboard (a page not served over https or localhost): select it for Ctrl+C.
+      const range = document.createRange(); range.selectNodeContents(el);
+      getSelection().removeAllRanges(); getSelection().addRange(range);
+      toast("Selected: press Ctrl+C to copy");
+    }
+  } else {
+    const url = URL.createObjectURL(new Blob([el.textContent], { type: "text/plain" }));
+    const a = Object.assign(document.createElement("a"), { href: url, download: download.dataset.filename || "fnbox.txt" });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+});
+
 function resultPanel(r) {
   const err = r.error ? `<h2>Error</h2><pre>${esc(r.error.type)}: ${esc(r.error.message)}${r.error.stack ? "\n\n" + esc(r.error.stack) : ""}</pre>` : "";
   return `<div class="stats" id="result-stats">
@@ -598,9 +635,9 @@ function resultPanel(r) {
       ${r.node ? `<div class="stat"><div class="l">Node</div><div class="v" id="result-node">${esc(r.node)}</div></div>` : ""}
     </div>
     ${r.status === "queued" ? `<p class="notice building" id="queued-notice">Queued: this attempt has not run yet.</p>` : ""}
-    ${r.status === "success" ? `<h2>Output</h2><pre id="output">${esc(JSON.stringify(r.output, null, 2))}</pre>` : ""}
+    ${r.status === "success" ? outputBlock(r) : ""}
     ${err}
-    ${r.status === "queued" ? "" : `<h2>Logs</h2><pre id="logs">${esc(r.logs || "(no logs)")}</pre>`}
+    ${r.status === "queued" ? "" : `<div class="row pre-head"><h2>Logs</h2>${r.logs ? copyButtons("logs", `${r.function || "logs"}-${r.execution_id || r.id}.log`) : ""}</div><pre id="logs">${esc(r.logs || "(no logs)")}</pre>`}
     <p class="muted mono">execution ${esc(r.execution_id || r.id)}${r.trigger ? ` · ${esc(r.trigger)}` : ""}${r.attempt != null ? ` · <span id="result-attempt">attempt ${esc(r.attempt)}</span>` : ""}${r.request_id
       ? ` · request <a id="result-request" href="#/executions/${encodeURIComponent(r.request_id)}" title="Every attempt of this call">${esc(r.request_id)}</a>` : ""}</p>`;
 }
@@ -1095,6 +1132,7 @@ pages.dashboard = async (main) => {
     <div class="grid" style="margin-top:16px">
       <div class="panel"><div class="chart" id="chart-latency" role="img" aria-label="Latency over time"></div></div>
       <div class="panel"><div class="chart" id="chart-memory" role="img" aria-label="Peak memory over time"></div></div>
+      <div class="panel"><div class="chart" id="chart-calls" role="img" aria-label="Invocations, errors and concurrency over time"></div></div>
       <div class="panel"><h2>Success rate by runtime</h2><div id="d-success"></div></div>
       <div class="panel"><h2>Cold vs warm (p50)</h2><div id="d-cold"></div></div>
       <div class="panel"><h2>Errors</h2><div id="d-errors"></div></div>
@@ -1153,8 +1191,11 @@ pages.dashboard = async (main) => {
     const col = (rt, key) => times.map((t) => { const b = buckets.find((x) => (x.start || x.bucket || x.t) === t && x.runtime === rt); return b ? pick(b, key, key.replace(/_ms$/, "")) : null; });
     const color = { docker: "#2f6fed", gvisor: "#8e44ad" };
     if (xs.length) {
-      const lat = [], latData = [xs], mem = [], memData = [xs];
+      const lat = [], latData = [xs], mem = [], memData = [xs], calls = [], callData = [xs];
       for (const rt of runtimes) {
+        calls.push({ label: `${rt} calls`, color: color[rt] }); callData.push(col(rt, "count"));
+        calls.push({ label: `${rt} errors`, color: "#d64545" }); callData.push(col(rt, "errors"));
+        calls.push({ label: `${rt} peak concurrency`, color: color[rt] + "88" }); callData.push(col(rt, "peak_concurrency"));
         lat.push({ label: `${rt} p50`, color: color[rt] }); latData.push(col(rt, "p50_ms"));
         lat.push({ label: `${rt} p99`, color: color[rt] + "88" }); latData.push(col(rt, "p99_ms"));
         mem.push({ label: `${rt} peak`, color: color[rt] }); memData.push(col(rt, "peak_memory_bytes").map((v) => (v == null ? null : v / 1048576)));
@@ -1162,9 +1203,11 @@ pages.dashboard = async (main) => {
       const xRange = [Date.parse(since) / 1000, Date.now() / 1000];
       timeChart($("#chart-latency"), "Latency (ms)", lat, latData, "ms", xRange);
       timeChart($("#chart-memory"), "Peak memory (MB)", mem, memData, "MB", xRange);
+      timeChart($("#chart-calls"), `Invocations and errors per ${bucketFor[range]}`, calls, callData, "calls", xRange);
     } else {
       $("#chart-latency").innerHTML = `<div class="empty">No executions in this range.</div>`;
       $("#chart-memory").innerHTML = "";
+      $("#chart-calls").innerHTML = "";
     }
   };
   const clusterLine = $("#d-cluster");

@@ -172,6 +172,28 @@ pub struct Bucket {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub peak_memory_bytes: Option<u64>,
+    /// The most of this bucket's executions that were running at the same moment (each from
+    /// its start for its duration; calls begun in an earlier bucket are not counted).
+    #[serde(default)]
+    pub peak_concurrency: usize,
+}
+
+/// The largest number of `[start, start + duration)` intervals that overlap at one moment.
+fn peak_overlap(g: &[&Sample]) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::with_capacity(g.len() * 2);
+    for s in g {
+        let start = s.started_ms as f64;
+        edges.push((start, 1));
+        edges.push((start + s.duration_ms.max(0.0), -1));
+    }
+    // Ends sort before starts at the same instant: back-to-back calls do not overlap.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    peak.max(0) as usize
 }
 
 pub fn timeseries(samples: &[Sample], bucket_ms: i64) -> Vec<Bucket> {
@@ -193,6 +215,7 @@ pub fn timeseries(samples: &[Sample], bucket_ms: i64) -> Vec<Bucket> {
                 p50_ms: percentile(&d, 50.0),
                 p99_ms: percentile(&d, 99.0),
                 peak_memory_bytes: g.iter().filter_map(|s| s.memory_bytes).max(),
+                peak_concurrency: peak_overlap(&g),
             }
         })
         .collect()
@@ -276,6 +299,18 @@ mod tests {
         assert_eq!(rows[0].duration_ms.p99, Some(300.0));
         assert_eq!("runtime".parse(), Ok(GroupBy::Runtime));
         assert!("node".parse::<GroupBy>().is_err());
+    }
+
+    #[test]
+    fn peak_concurrency_counts_overlaps_only() {
+        let at = |start: i64, duration_ms: f64| Sample { started_ms: start, ..sample("f", Language::Python, duration_ms) };
+        // 0–100 and 50–150 overlap; 150–200 starts as the second ends; 1000 is alone.
+        let samples = vec![at(0, 100.0), at(50, 100.0), at(150, 50.0), at(1000, 10.0)];
+        let b = timeseries(&samples, 60_000);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].count, 4);
+        assert_eq!(b[0].peak_concurrency, 2);
+        assert_eq!(timeseries(&[at(0, 5.0)], 60_000)[0].peak_concurrency, 1);
     }
 
     #[test]
