@@ -226,3 +226,54 @@ async fn versions_and_rollback_from_the_cli() {
     let o = fnbox(&s, &["rollback", "cli-v", "9"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no version 9"), "{}", show(&o));
 }
+
+/// Waits for the build of `name` to end; returns its status.
+async fn build_status(s: &TestServer, name: &str) -> Value {
+    for _ in 0..5 {
+        let (status, r) = s.get(&format!("/api/v1/functions/{name}/build?wait=120")).await;
+        assert_eq!(status, 200, "{r}");
+        if r["status"] != json!("building") {
+            return r["status"].clone();
+        }
+    }
+    panic!("the build of {name} did not end\n{}", tail(&s.log(), 60));
+}
+
+/// An old version with dependencies runs with its own build; one whose build failed says why
+/// it cannot run, whether it is the current version or an old one; a rollback to a version
+/// with dependencies builds them again for the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_versions_with_dependencies_run_their_own_build_or_say_why_not() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    let v1 = "import yaml\n\ndef handler(event, context):\n    return 'v1 ' + yaml.__version__\n";
+    s.create("deps", "python", "docker", v1, json!({"dependencies": "pyyaml==6.0.2\n"})).await;
+    assert_eq!(build_status(&s, "deps").await, "ready");
+    let (status, f) = s.put("/api/v1/functions/deps", &json!({"code": code(2), "dependencies": null})).await;
+    assert_eq!((status, f["version"].clone()), (200, json!(2)), "{f}");
+    assert_eq!(s.invoke("deps", &json!({})).await["output"]["v"], 2);
+    let old = invoke_version(&s, "deps", 1).await;
+    assert_eq!((old["output"].clone(), old["version"].clone()), (json!("v1 6.0.2"), json!(1)), "{old}");
+    let (_, list) = s.get("/api/v1/functions/deps/versions").await;
+    assert_eq!(list[1]["build"], "ready", "{list}");
+    assert_eq!((list[0]["has_dependencies"].clone(), list[1]["has_dependencies"].clone()), (json!(false), json!(true)), "{list}");
+
+    // Version 3's build fails: calls without a version run version 2; version 3 cannot run.
+    let missing = "fnbox-no-such-package-4242";
+    let (status, f) = s.put("/api/v1/functions/deps", &json!({"code": code(3), "dependencies": format!("{missing}\n")})).await;
+    assert_eq!((status, f["version"].clone()), (200, json!(3)), "{f}");
+    assert_eq!(build_status(&s, "deps").await, "failed");
+    assert_eq!(s.invoke("deps", &json!({})).await["output"]["v"], 2, "version 2 serves");
+    let (status, e) = s.post("/api/v1/functions/deps/invoke?version=3", &json!({})).await;
+    assert_eq!((status, e["error"]["code"].clone()), (409, json!("version_not_runnable")), "{e}");
+    let (status, f) = s.put("/api/v1/functions/deps", &json!({"code": code(4), "dependencies": null})).await;
+    assert_eq!((status, f["version"].clone()), (200, json!(4)), "{f}");
+    let (status, e) = s.post("/api/v1/functions/deps/invoke?version=3", &json!({})).await;
+    assert_eq!((status, e["error"]["code"].clone()), (409, json!("version_not_runnable")), "an old version too: {e}");
+    assert!(e["error"]["message"].as_str().unwrap_or("").contains("failed to build"), "{e}");
+
+    let (status, f) = s.post("/api/v1/functions/deps/rollback", &json!({"version": 1})).await;
+    assert_eq!((status, f["version"].clone(), f["dependencies"].clone()), (200, json!(5), json!("pyyaml==6.0.2\n")), "{f}");
+    assert_eq!(build_status(&s, "deps").await, "ready");
+    let now = s.invoke("deps", &json!({})).await;
+    assert_eq!((now["output"].clone(), now["version"].clone()), (json!("v1 6.0.2"), json!(5)), "{now}");
+}
