@@ -118,6 +118,12 @@ impl From<EngineError> for ApiError {
             }
             EngineError::BuildPending(_) => ApiError::new(StatusCode::CONFLICT, "build_pending", message),
             EngineError::BuildFailed { .. } => ApiError::new(StatusCode::CONFLICT, "build_failed", message),
+            EngineError::VersionNotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "version_not_found", message),
+            EngineError::VersionNotRunnable { .. } => ApiError::new(StatusCode::CONFLICT, "version_not_runnable", message),
+            EngineError::TestEventNotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "test_event_not_found", message),
+            EngineError::TooManyTestEvents { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_test_events", message)
+            }
             EngineError::NodeLost(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", message),
             EngineError::Store(StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %message, "store unavailable");

@@ -44,7 +44,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 
 /// A body given as something other than JSON is refused; no content type at all is accepted
 /// (curl without `-H`, hand-written scripts).
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
     let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {

@@ -31,6 +31,12 @@ use crate::routes;
         routes::functions::delete,
         routes::functions::invoke,
         routes::functions::build,
+        routes::versions::list,
+        routes::versions::get,
+        routes::versions::rollback,
+        routes::versions::list_events,
+        routes::versions::save_event,
+        routes::versions::delete_event,
         routes::executions::list,
         routes::executions::stream,
         routes::executions::get,
@@ -150,7 +156,7 @@ impl Modify for CrossCutting {
                     ),
                 );
                 let method = method.parse().unwrap_or(axum::http::Method::GET);
-                let concrete = path.replace("{name}", "x").replace("{id}", "x");
+                let concrete = path.replace("{name}", "x").replace("{id}", "x").replace("{version}", "1").replace("{event_name}", "x");
                 if !crate::auth::invoke_role_may(&method, &concrete) {
                     add(op, "403", error_response("The key's role may not do this (needs `admin`)", None));
                 }

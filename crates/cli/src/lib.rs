@@ -44,6 +44,22 @@ pub enum Command {
         /// With --wait: give up waiting after this many seconds (exit 2; the call goes on).
         #[arg(long, value_name = "SECS", default_value_t = 300, requires = "wait")]
         wait_timeout: u64,
+        /// Run this version instead of the current one (see `fnbox versions NAME`).
+        #[arg(long, value_name = "N", conflicts_with = "async_call", value_parser = clap::value_parser!(u32).range(1..))]
+        version: Option<u32>,
+    },
+    /// A function's versions, newest first; with a version number, that version's settings and code.
+    Versions {
+        name: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        version: Option<u32>,
+    },
+    /// Make a new version with the code and version settings (language, runtime, timeout,
+    /// memory, environment, dependencies) of an older one. Needs an admin key.
+    Rollback {
+        name: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        version: u32,
     },
     /// List recent executions, newest first.
     Executions {
@@ -1008,13 +1024,17 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                 println!("deleted {name}");
             }
         }
-        Command::Invoke { name, input, async_call, wait, wait_timeout } => {
+        Command::Invoke { name, input, async_call, wait, wait_timeout, version } => {
             let body = match input.as_deref() {
                 None => "{}".to_string(),
                 Some("-") => read_source("-")?,
                 Some(s) => s.to_string(),
             };
             let path = format!("/api/v1/functions/{name}/invoke");
+            if let Some(v) = version {
+                let r = client.ok(Method::POST, &format!("{path}?version={v}"), Some(body)).await?;
+                return Ok(print_result(&r, opts.json));
+            }
             if !async_call {
                 let r = client.ok(Method::POST, &path, Some(body)).await?;
                 return Ok(print_result(&r, opts.json));
@@ -1046,6 +1066,61 @@ pub async fn run(opts: ClientOpts, cmd: Command) -> Result<i32> {
                     Ok(2)
                 }
             };
+        }
+        Command::Versions { name, version: None } => {
+            let list = client.ok(Method::GET, &format!("/api/v1/functions/{name}/versions"), None).await?;
+            if opts.json {
+                print_json(&list);
+            } else {
+                let mut t = table(&["version", "created", "language", "runtime", "timeout_ms", "memory_mb", "code", "build"]);
+                for v in list.as_array().into_iter().flatten() {
+                    let build = v["build"].as_str().filter(|b| *b != "none").unwrap_or("-");
+                    t.add_row(vec![
+                        cell(&v["version"]),
+                        cell(&v["created_at"]),
+                        cell(&v["language"]),
+                        cell(&v["runtime"]),
+                        cell(&v["timeout_ms"]),
+                        cell(&v["memory_mb"]),
+                        fmt_size(&v["code_bytes"]),
+                        build.to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        Command::Versions { name, version: Some(v) } => {
+            let snap = client.ok(Method::GET, &format!("/api/v1/functions/{name}/versions/{v}"), None).await?;
+            if opts.json {
+                print_json(&snap);
+            } else {
+                let mut t = table(&["field", "value"]);
+                for k in ["function", "version", "created_at", "language", "runtime", "timeout_ms", "memory_mb", "concurrency", "max_retries", "description"] {
+                    t.add_row(vec![k.to_string(), cell(&snap[k])]);
+                }
+                t.add_row(vec!["env".to_string(), env_cell(&snap["env_names"])]);
+                if let Some(deps) = snap["dependencies"].as_str() {
+                    t.add_row(vec!["dependencies".to_string(), deps.trim_end().to_string()]);
+                }
+                // Settings go to stderr, the code to stdout: `fnbox versions f 3 > old.py` saves it.
+                eprintln!("{t}");
+                match snap["code"].as_str() {
+                    Some(code) => print!("{code}{}", if code.ends_with('\n') { "" } else { "\n" }),
+                    None => eprintln!("(the code is shown to admin keys only)"),
+                }
+            }
+        }
+        Command::Rollback { name, version } => {
+            let body = json!({ "version": version }).to_string();
+            let f = client.ok(Method::POST, &format!("/api/v1/functions/{name}/rollback"), Some(body)).await?;
+            if opts.json {
+                print_json(&f);
+            } else {
+                println!("{name} is now version {} (the code and settings of version {version})", cell(&f["version"]));
+                if f["build"]["status"] == json!("building") {
+                    println!("building dependencies; follow with `fnbox build {name} --follow`");
+                }
+            }
         }
         Command::Executions { function, status, runtime, trigger, request_id, limit } => {
             let mut q = vec![format!("limit={limit}")];
@@ -1219,6 +1294,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse(&["invoke", "f", "--wait"]).is_err(), "--wait needs --async");
+        assert!(matches!(parse(&["invoke", "f", "{}", "--version", "3"]), Ok(Command::Invoke { version: Some(3), .. })));
+        assert!(parse(&["invoke", "f", "--version", "3", "--async"]).is_err(), "asynchronous calls run the current version");
+        assert!(parse(&["invoke", "f", "--version", "0"]).is_err());
+        assert!(matches!(parse(&["versions", "f"]), Ok(Command::Versions { version: None, .. })));
+        assert!(matches!(parse(&["versions", "f", "2"]), Ok(Command::Versions { version: Some(2), .. })));
+        assert!(matches!(parse(&["rollback", "f", "1"]), Ok(Command::Rollback { version: 1, .. })));
+        assert!(parse(&["rollback", "f"]).is_err(), "a rollback names its version");
         for t in ["api", "http", "async", "schedule", "compare", "all"] {
             assert!(parse(&["executions", "--trigger", t]).is_ok(), "{t}");
         }

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod store;
 pub mod summary;
 pub mod validation;
+pub mod version;
 
 pub use execution::{cap_text, ErrorInfo, Execution, ExecutionFilter, ExecutionStatus, RawJson, Trigger, TriggerFilter};
 pub use build::{Build, BuildReport, BuildStatus};
@@ -25,4 +26,5 @@ pub use schedule::{CronSpec, Fired, Schedule};
 pub use store::{Failure, Store, StoreError};
 pub use summary::{ErrorSummary, ExecutionSummary, LastExecution};
 pub use keys::{ApiKey, KeyStore, NewKey, Role, StoredKey};
+pub use version::{TestEvent, TestEventSaved, VersionInfo, VersionSummary, MAX_TEST_EVENTS, MAX_VERSIONS};
 pub use validation::{json_too_deep, FieldError, Limits, ValidationErrors, MAX_JSON_DEPTH};

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::metrics::{MetricsFilter, Sample};
-use crate::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Fired, Function, LastExecution, QueueItem, Schedule};
+use crate::{
+    DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Fired, Function, LastExecution, QueueItem, Schedule, TestEvent,
+    TestEventSaved, VersionSummary,
+};
 
 /// A failed execution, for grouping errors.
 #[derive(Debug, Clone)]
@@ -47,15 +50,33 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Inserts a function and, in the same commit, the snapshot of its version.
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError>;
     /// Replaces the stored function with the same name, only if it is still the one last
     /// updated at `expected_updated_at` (compare-and-swap: several nodes may write), else
-    /// [`StoreError::Stale`].
+    /// [`StoreError::Stale`]. In the same commit: a new version gets its snapshot
+    /// ([`crate::version::snapshot_of`]; versions past [`crate::MAX_VERSIONS`] are pruned,
+    /// oldest first), and the same version gets its build recorded on its snapshot (the only
+    /// part of a snapshot that changes: a build ends after its version was made).
     async fn update_function(&self, f: &Function, expected_updated_at: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError>;
-    /// Deletes a function; its executions stay for the record.
+    /// Deletes a function with its versions and test events (one commit); its executions stay
+    /// for the record.
     async fn delete_function(&self, name: &str) -> Result<bool, StoreError>;
     async fn get_function(&self, name: &str) -> Result<Option<Function>, StoreError>;
     async fn list_functions(&self) -> Result<Vec<Function>, StoreError>;
+
+    /// The versions kept of function `name`, newest first (empty when there is no such function).
+    async fn list_versions(&self, name: &str) -> Result<Vec<VersionSummary>, StoreError>;
+    /// The snapshot of one version of `name`, its `created_at` and `updated_at` the version's time.
+    async fn get_version(&self, name: &str, version: u32) -> Result<Option<Function>, StoreError>;
+
+    /// The test events saved with function `name`, by name.
+    async fn list_test_events(&self, name: &str) -> Result<Vec<TestEvent>, StoreError>;
+    /// Creates or replaces test event `event.name` of function `name` (one commit), unless it
+    /// is new and the function holds `max` already ([`TestEventSaved::Full`]).
+    /// [`StoreError::NotFound`] when there is no such function.
+    async fn put_test_event(&self, name: &str, event: &TestEvent, max: u32) -> Result<TestEventSaved, StoreError>;
+    async fn delete_test_event(&self, name: &str, event_name: &str) -> Result<bool, StoreError>;
 
     /// Notes that an execution has started, so that a crash cannot make it vanish: one still
     /// unfinished at the next start becomes an `Interrupted` record. Best effort and

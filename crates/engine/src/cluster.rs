@@ -240,6 +240,7 @@ impl Engine {
         };
         match then {
             Then::Nothing => {}
+            Then::Retire(id, u32::MAX) => self.retire_function(id),
             Then::Retire(id, below) => self.pools().retire(id, below),
             Then::Resize(f) => self.pools().set_concurrency(&f),
         }

@@ -198,7 +198,7 @@ impl Engine {
         patch: FunctionPatch,
         if_match: Option<&str>,
     ) -> Result<Arc<Function>, EngineError> {
-        self.update_function_with(name, if_match, |_| Ok(patch)).await
+        self.update_function_with(name, if_match, false, |_| Ok(patch)).await
     }
 
     /// Applies a JSON merge patch (RFC 7396) of the function's document, read against the
@@ -210,15 +210,18 @@ impl Engine {
         merge_patch: serde_json::Value,
         if_match: Option<&str>,
     ) -> Result<Arc<Function>, EngineError> {
-        self.update_function_with(name, if_match, |current| Ok(FunctionPatch::from_merge_patch(current, merge_patch)?))
+        self.update_function_with(name, if_match, false, |current| Ok(FunctionPatch::from_merge_patch(current, merge_patch)?))
             .await
     }
 
-    /// An update: `make_patch` gets the current function (after the `If-Match` check).
-    async fn update_function_with(
+    /// An update: `make_patch` gets the current function (after the `If-Match` check). With
+    /// `always_new_version` the update makes a new version even when nothing that runs changed
+    /// (a rollback: history only grows, and the answer's version says which one runs).
+    pub(crate) async fn update_function_with(
         &self,
         name: &str,
         if_match: Option<&str>,
+        always_new_version: bool,
         make_patch: impl FnOnce(&Function) -> Result<FunctionPatch, EngineError>,
     ) -> Result<Arc<Function>, EngineError> {
         let _writing = self.inner.writes.lock().await;
@@ -240,7 +243,13 @@ impl Engine {
         }
         let mut f = (*current).clone();
         let code_changed = patch.code.as_ref().is_some_and(|c| *c != f.code) || patch.language.is_some_and(|l| l != f.language);
-        let new_version = f.apply(patch, Utc::now());
+        let now = Utc::now();
+        let mut new_version = f.apply(patch, now);
+        if always_new_version && !new_version {
+            f.version += 1;
+            f.updated_at = now;
+            new_version = true;
+        }
         validate_function(&f, &self.inner.config.limits)?;
         if new_version {
             // New dependencies (or another language) need a new build; the same ones keep
@@ -296,8 +305,9 @@ impl Engine {
             tracing::warn!(function = %name, error = %e, "cannot remove the deleted function's schedules");
         }
         self.announce_function(&f);
-        // Calls still waiting for a sandbox of it answer "not found"; none is started for it.
-        self.inner.pools.retire(f.id, u32::MAX);
+        // Calls still waiting for a sandbox of it answer "not found"; none is started for it
+        // (nor for any of its versions called by number).
+        self.retire_function(f.id);
         tracing::info!(function = %name, "function deleted");
         Ok(())
     }
@@ -402,7 +412,10 @@ impl Engine {
             match self.inner.pools.acquire(&f).await {
                 // A comparison's copy is not in the function list: its name is the compared
                 // function's, which must not be run in its place.
-                Err(PoolError::Retired(_)) if trigger != Trigger::Compare => f = self.runnable_of(self.get_function(&f.name)?)?,
+                // Nor does a call of one given version run another.
+                Err(PoolError::Retired(_)) if trigger != Trigger::Compare && !attempt.pinned => {
+                    f = self.runnable_of(self.get_function(&f.name)?)?
+                }
                 other => {
                     acquired = Some(other);
                     break;
@@ -603,11 +616,14 @@ pub(crate) struct Attempt {
     pub(crate) id: Uuid,
     pub(crate) number: u32,
     pub(crate) request_id: Option<Uuid>,
+    /// A call of one given version (`?version=N`): it runs that version or fails, never the
+    /// version that replaced it.
+    pub(crate) pinned: bool,
 }
 
 impl Attempt {
     pub(crate) fn fresh() -> Attempt {
-        Attempt { id: Uuid::now_v7(), number: 1, request_id: None }
+        Attempt { id: Uuid::now_v7(), number: 1, request_id: None, pinned: false }
     }
 }
 

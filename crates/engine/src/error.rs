@@ -43,6 +43,17 @@ pub enum EngineError {
     /// The function's build failed and no earlier version can serve.
     #[error("the dependencies of `{name}` failed to build: {message}")]
     BuildFailed { name: String, message: String },
+    /// The function has no such version (never made, or pruned from its history).
+    #[error("function `{name}` has no version {version}")]
+    VersionNotFound { name: String, version: u32 },
+    /// That version exists but cannot be invoked.
+    #[error("version {version} of `{name}` cannot run: {reason}")]
+    VersionNotRunnable { name: String, version: u32, reason: String },
+    #[error("function `{name}` has no test event `{event}`")]
+    TestEventNotFound { name: String, event: String },
+    /// The function holds the most test events already.
+    #[error("function `{name}` has {max} test events, the most it may keep; delete one first")]
+    TooManyTestEvents { name: String, max: u32 },
     #[error(transparent)]
     Store(StoreError),
 }

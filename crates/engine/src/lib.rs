@@ -8,6 +8,7 @@ mod error;
 mod insights;
 mod queue;
 mod schedule;
+mod versions;
 pub mod templates;
 
 pub use engine::{Engine, EngineConfig};

@@ -317,7 +317,7 @@ impl Engine {
             let error = ErrorInfo::new("InvalidInput", "the queued event is not JSON");
             return self.refuse(item, error).await;
         };
-        let attempt = Attempt { id: item.execution_id, number: item.attempt, request_id: Some(item.id) };
+        let attempt = Attempt { id: item.execution_id, number: item.attempt, request_id: Some(item.id), pinned: false };
         // Run here, not forwarded: in a cluster every node claims from the shared queue, and
         // the record must keep the id the caller was given.
         match self.invoke_attempt(runnable, event, item.trigger, attempt).await {

@@ -16,6 +16,7 @@ mod queue;
 mod rows;
 mod schedules;
 mod store;
+mod versions;
 mod writer;
 
 pub use store::PostgresStore;

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "dependencies", include_str!("../migrations/0002_dependencies.sql")),
     (3, "http", include_str!("../migrations/0003_http.sql")),
     (4, "queue", include_str!("../migrations/0004_queue.sql")),
+    (5, "versions", include_str!("../migrations/0005_versions.sql")),
 ];
 
 /// The advisory lock key of fnbox's migrations (any constant other tools are unlikely to use).

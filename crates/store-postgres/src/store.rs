@@ -10,14 +10,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use fnbox_core::metrics::{MetricsFilter, Sample};
-use fnbox_core::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Failure, Fired, Function, QueueItem, Schedule, Store, StoreError};
+use fnbox_core::{
+    DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Failure, Fired, Function, QueueItem, Schedule, Store, StoreError,
+    TestEvent, TestEventSaved, VersionSummary,
+};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::writer::{self, WriteCmd};
-use crate::{comparisons, error, executions, functions, metrics, migrate, queue, schedules};
+use crate::{comparisons, error, executions, functions, metrics, migrate, queue, schedules, versions};
 
 /// How long a call waits for a connection (or for one to be opened) before answering
 /// `Unavailable`: short, so a PostgreSQL that is down makes a 503 at once rather than a hang.
@@ -170,6 +173,26 @@ impl Store for PostgresStore {
 
     async fn list_functions(&self) -> Result<Vec<Function>, StoreError> {
         self.track(functions::list(self)).await
+    }
+
+    async fn list_versions(&self, name: &str) -> Result<Vec<VersionSummary>, StoreError> {
+        self.track(versions::list(self, name)).await
+    }
+
+    async fn get_version(&self, name: &str, version: u32) -> Result<Option<Function>, StoreError> {
+        self.track(versions::get_one(self, name, version)).await
+    }
+
+    async fn list_test_events(&self, name: &str) -> Result<Vec<TestEvent>, StoreError> {
+        self.track(versions::list_events(self, name)).await
+    }
+
+    async fn put_test_event(&self, name: &str, event: &TestEvent, max: u32) -> Result<TestEventSaved, StoreError> {
+        self.track(versions::put_event(self, name, event, max)).await
+    }
+
+    async fn delete_test_event(&self, name: &str, event_name: &str) -> Result<bool, StoreError> {
+        self.track(versions::delete_event(self, name, event_name)).await
     }
 
     fn execution_started(&self, e: &Execution) {

@@ -101,8 +101,36 @@ async fn nodes_starting_together_migrate_once() {
     let rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version", &[]).await.expect("query");
     let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let names: Vec<(i64, String)> =
-        [(1, "init"), (2, "dependencies"), (3, "http"), (4, "queue")].into_iter().map(|(v, n)| (v, n.to_string())).collect();
+        [(1, "init"), (2, "dependencies"), (3, "http"), (4, "queue"), (5, "versions")].into_iter().map(|(v, n)| (v, n.to_string())).collect();
     assert_eq!(got, names, "each migration once");
+}
+
+/// Functions made before versions existed get their current version as their history: the
+/// schema is taken back to before migration 5, which then runs again at the next connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_backfilled_from_the_current_functions() {
+    let pg = Postgres::start();
+    let store = PostgresStore::connect(&pg.url(), "n1").await.expect("connect");
+    let spec: fnbox_core::FunctionSpec = serde_json::from_value(serde_json::json!({
+        "name": "old", "language": "python", "code": "def handler(e, c): return 7", "env": {"K": "v"}
+    }))
+    .expect("spec");
+    let f = fnbox_core::Function::from_spec(spec, &fnbox_core::Limits::default(), Utc::now());
+    store.insert_function(&f).await.expect("insert");
+    drop(store);
+    let client = raw(&pg).await;
+    client
+        .batch_execute(
+            "DROP TABLE function_versions; DROP TABLE test_events; DELETE FROM schema_migrations WHERE version = 5;
+             UPDATE functions SET version = 7",
+        )
+        .await
+        .expect("back to migration 4");
+    let store = PostgresStore::connect(&pg.url(), "n1").await.expect("connect again");
+    let versions: Vec<u32> = store.list_versions("old").await.expect("list").into_iter().map(|v| v.version).collect();
+    assert_eq!(versions, [7]);
+    let v = store.get_version("old", 7).await.expect("get").expect("version 7");
+    assert_eq!((v.code.as_str(), v.env.get("K").map(String::as_str), v.created_at), ("def handler(e, c): return 7", Some("v"), f.updated_at));
 }
 
 /// Concurrent records share commits: rows inserted by one transaction share its `xmin`.

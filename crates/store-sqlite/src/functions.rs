@@ -1,4 +1,5 @@
-//! Functions: insert (a name is unique), compare-and-swap update, delete and reads.
+//! Functions: insert (a name is unique), compare-and-swap update, delete and reads. Each
+//! write keeps the function's version history ([`crate::versions`]) in the same transaction.
 
 use chrono::{DateTime, Utc};
 use fnbox_core::{Function, StoreError};
@@ -6,20 +7,25 @@ use rusqlite::OptionalExtension;
 
 use crate::rows::{function_params, row_to_function, time_text, FUNCTION_COLUMNS};
 use crate::store::{backend, SqliteStore};
+use crate::versions::{delete_history, keep_version};
 
 pub(crate) async fn insert(store: &SqliteStore, f: &Function) -> Result<(), StoreError> {
     let p = function_params(f)?;
+    let snapshot = keep_version(f)?;
     let name = f.name.clone();
     store.write(move |conn| {
+        let tx = conn.transaction().map_err(backend)?;
         let sql = format!("INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)");
         let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
-        match conn.execute(&sql, refs.as_slice()) {
-            Ok(_) => Ok(()),
+        match tx.execute(&sql, refs.as_slice()) {
+            Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(StoreError::Conflict(name))
+                return Err(StoreError::Conflict(name))
             }
-            Err(e) => Err(backend(e)),
+            Err(e) => return Err(backend(e)),
         }
+        snapshot.write(&tx).map_err(backend)?;
+        tx.commit().map_err(backend)
     })
     .await
 }
@@ -28,10 +34,12 @@ pub(crate) async fn insert(store: &SqliteStore, f: &Function) -> Result<(), Stor
 pub(crate) async fn update(store: &SqliteStore, f: &Function, expected_updated_at: DateTime<Utc>) -> Result<(), StoreError> {
     let mut p = function_params(f)?;
     p.push(Box::new(time_text(expected_updated_at)));
+    let snapshot = keep_version(f)?;
     let name = f.name.clone();
     store.write(move |conn| {
+        let tx = conn.transaction().map_err(backend)?;
         let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql).collect();
-        let n = conn
+        let n = tx
             .execute(
                 "UPDATE functions SET id=?1, description=?3, language=?4, runtime=?5, code=?6, timeout_ms=?7,
                     memory_mb=?8, concurrency=?9, env=?10, sample_input=?11, version=?12, created_at=?13,
@@ -40,9 +48,10 @@ pub(crate) async fn update(store: &SqliteStore, f: &Function, expected_updated_a
             )
             .map_err(backend)?;
         if n > 0 {
-            return Ok(());
+            snapshot.write(&tx).map_err(backend)?;
+            return tx.commit().map_err(backend);
         }
-        let exists: bool = conn
+        let exists: bool = tx
             .query_row("SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)", [&name], |r| r.get(0))
             .map_err(backend)?;
         if exists {
@@ -58,7 +67,11 @@ pub(crate) async fn update(store: &SqliteStore, f: &Function, expected_updated_a
 pub(crate) async fn delete(store: &SqliteStore, name: &str) -> Result<bool, StoreError> {
     let name = name.to_owned();
     store.write(move |conn| {
-        conn.execute("DELETE FROM functions WHERE name = ?1", [name]).map(|n| n > 0).map_err(backend)
+        let tx = conn.transaction().map_err(backend)?;
+        delete_history(&tx, &name).map_err(backend)?;
+        let deleted = tx.execute("DELETE FROM functions WHERE name = ?1", [name]).map(|n| n > 0).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(deleted)
     })
     .await
 }

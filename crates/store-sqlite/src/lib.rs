@@ -14,6 +14,7 @@ mod queue;
 mod rows;
 mod schedules;
 mod store;
+mod versions;
 mod writer;
 
 pub use store::{SqliteStore, SyncMode};

@@ -13,6 +13,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (7, "dependencies", include_str!("../migrations/sqlite/0007_dependencies.sql")),
     (8, "http", include_str!("../migrations/sqlite/0008_http.sql")),
     (9, "queue", include_str!("../migrations/sqlite/0009_queue.sql")),
+    (10, "versions", include_str!("../migrations/sqlite/0010_versions.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> rusqlite::Result<Vec<i64>> {
@@ -76,7 +77,7 @@ mod tests {
             execution("e2", "fib"),
         ]
         .concat())?;
-        assert_eq!(run(&mut conn)?, vec![5, 6, 7, 8, 9]);
+        assert_eq!(run(&mut conn)?, vec![5, 6, 7, 8, 9, 10]);
         let names: Vec<String> =
             conn.prepare("SELECT name FROM functions ORDER BY name")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         assert_eq!(names, ["cmp-mine-docker", "fib"]);
@@ -85,6 +86,38 @@ mod tests {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         assert_eq!(triggers, [("e1".to_string(), "compare".to_string()), ("e2".to_string(), "api".to_string())]);
+        Ok(())
+    }
+
+    /// Functions made before versions existed get their current version as their history.
+    #[test]
+    fn versions_are_backfilled_from_the_current_functions() -> rusqlite::Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        run_until(&mut conn, 9)?;
+        conn.execute_batch(
+            "INSERT INTO functions (id, name, description, language, runtime, code, timeout_ms, memory_mb, concurrency, env,
+                 sample_input, version, created_at, updated_at, dependencies, build, serving, http, max_retries)
+             VALUES ('f-id', 'old', 'd', 'python', 'gvisor', 'def handler(e, c): return 7', 1000, 64, 2, '{\"K\":\"v\"}',
+                 NULL, 7, '2026-01-01T00:00:00+00:00', '2026-02-01T00:00:00+00:00', NULL, NULL, NULL, 'key', 3);",
+        )?;
+        assert_eq!(run(&mut conn)?, vec![10]);
+        let row: (String, String, i64, String, String, String, Option<String>) = conn.query_row(
+            "SELECT id, name, version, code, env, created_at, serving FROM function_versions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )?;
+        assert_eq!(
+            row,
+            (
+                "f-id".into(),
+                "old".into(),
+                7,
+                "def handler(e, c): return 7".into(),
+                r#"{"K":"v"}"#.into(),
+                "2026-02-01T00:00:00+00:00".into(),
+                None
+            )
+        );
         Ok(())
     }
 }

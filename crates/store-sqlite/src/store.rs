@@ -9,14 +9,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fnbox_core::metrics::{MetricsFilter, Sample};
-use fnbox_core::{DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Failure, Fired, Function, QueueItem, Schedule, Store, StoreError};
+use fnbox_core::{
+    DeadLetter, Enqueued, ErrorInfo, Execution, ExecutionFilter, Failure, Fired, Function, QueueItem, Schedule, Store, StoreError,
+    TestEvent, TestEventSaved, VersionSummary,
+};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::writer::{writer_loop, Job, WriteCmd};
-use crate::{comparisons, executions, functions, metrics, queue, schedules};
+use crate::{comparisons, executions, functions, metrics, queue, schedules, versions};
 
 /// How hard SQLite pushes a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,6 +144,26 @@ impl Store for SqliteStore {
 
     async fn list_functions(&self) -> Result<Vec<Function>, StoreError> {
         functions::list(self).await
+    }
+
+    async fn list_versions(&self, name: &str) -> Result<Vec<VersionSummary>, StoreError> {
+        versions::list(self, name).await
+    }
+
+    async fn get_version(&self, name: &str, version: u32) -> Result<Option<Function>, StoreError> {
+        versions::get(self, name, version).await
+    }
+
+    async fn list_test_events(&self, name: &str) -> Result<Vec<TestEvent>, StoreError> {
+        versions::list_events(self, name).await
+    }
+
+    async fn put_test_event(&self, name: &str, event: &TestEvent, max: u32) -> Result<TestEventSaved, StoreError> {
+        versions::put_event(self, name, event, max).await
+    }
+
+    async fn delete_test_event(&self, name: &str, event_name: &str) -> Result<bool, StoreError> {
+        versions::delete_event(self, name, event_name).await
     }
 
     fn execution_started(&self, e: &Execution) {

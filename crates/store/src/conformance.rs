@@ -21,8 +21,10 @@ use uuid::Uuid;
 
 mod queue;
 mod schedules;
+mod versions;
 pub use queue::*;
 pub use schedules::*;
+pub use versions::*;
 
 /// A store with everything a backend implements.
 pub trait StoreUnderTest: Store + KeyStore {}
@@ -65,6 +67,9 @@ pub const ALL: &[&str] = &[
     "dead_letters_are_kept_retried_and_discarded",
     "schedules_round_trip_and_come_due",
     "a_tick_fires_once_whoever_tries",
+    "every_version_is_kept_with_its_function",
+    "versions_are_bounded_and_go_with_their_function",
+    "test_events_are_saved_bounded_and_go_with_their_function",
 ];
 
 /// How long a test waits for a started execution to be journalled as in flight (both

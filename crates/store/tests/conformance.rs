@@ -88,6 +88,9 @@ suite!(
     dead_letters_are_kept_retried_and_discarded,
     schedules_round_trip_and_come_due,
     a_tick_fires_once_whoever_tries,
+    every_version_is_kept_with_its_function,
+    versions_are_bounded_and_go_with_their_function,
+    test_events_are_saved_bounded_and_go_with_their_function,
 );
 
 /// A test added to the suite but not to the list above would silently run nowhere.

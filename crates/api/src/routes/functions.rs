@@ -12,7 +12,7 @@ use crate::{page, ApiError, AppState, ErrorBody};
 
 /// Whether the caller may read code: admin keys, and anyone when keys are off (then there is
 /// no caller). Mirrors who may change it.
-fn reads_code(caller: &Option<Extension<Caller>>) -> bool {
+pub(crate) fn reads_code(caller: &Option<Extension<Caller>>) -> bool {
     caller.as_ref().is_none_or(|Extension(c)| c.role == Role::Admin)
 }
 
@@ -98,7 +98,7 @@ pub async fn create(State(state): State<AppState>, Json(spec): Json<FunctionSpec
 
 /// A function as the answer (see [`FunctionInfo`]: no env values; code if `with_code`), with
 /// its `ETag` (for a later `If-Match`).
-fn with_etag(status: StatusCode, f: &Function, with_code: bool) -> Response {
+pub(crate) fn with_etag(status: StatusCode, f: &Function, with_code: bool) -> Response {
     let etag = HeaderValue::from_str(&f.etag()).ok();
     let mut resp = (status, axum::Json(FunctionInfo::of(f, with_code))).into_response();
     if let Some(etag) = etag {
@@ -189,7 +189,7 @@ pub async fn update(
 }
 
 /// The `If-Match` header, if any, as text.
-fn if_match(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     headers
         .get(header::IF_MATCH)
         .map(|v| {
@@ -300,6 +300,18 @@ fn prefers_async(headers: &HeaderMap) -> bool {
     })
 }
 
+/// Which version an invocation runs.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InvokeQuery {
+    /// Run this version (see `GET …/versions`) instead of the current one: an old version runs
+    /// its own code, settings and environment, in sandboxes that serve no other version, and its
+    /// record says its version. Not with `Prefer: respond-async`.
+    #[param(minimum = 1)]
+    version: Option<u32>,
+}
+
 /// The request body is the event, any JSON value; an empty body is `{}`. The call answers
 /// 200 whenever the function ran (its own failure is in `status`), with `X-Fnbox-Status`.
 /// Any content type is accepted (`curl -d` sends form-urlencoded); the body must be JSON.
@@ -309,24 +321,29 @@ fn prefers_async(headers: &HeaderMap) -> bool {
 /// ran). A failed attempt (error, timeout, oom) is retried with exponential backoff up to the
 /// function's `max_retries`; after the last the call lands in `GET /api/v1/dead-letters`.
 #[utoipa::path(post, operation_id = "invokeFunction", path = "/api/v1/functions/{name}/invoke", tag = "functions",
-    params(("name" = String, Path), ("Prefer" = Option<String>, Header, description = "`respond-async`: accept the call into the durable queue and answer 202 at once")),
+    params(("name" = String, Path), InvokeQuery, ("Prefer" = Option<String>, Header, description = "`respond-async`: accept the call into the durable queue and answer 202 at once")),
     request_body(content = serde_json::Value, description = "The event: any JSON value (empty body = {})"),
     responses((status = 200, description = "The function ran; its own outcome is in `status`", body = InvokeResponse),
         (status = 202, description = "Accepted (`Prefer: respond-async`): it will run; `Location` is its first attempt's record", body = AcceptedResponse,
             headers(("Location" = String, description = "The first attempt's execution record"),
                 ("Preference-Applied" = String, description = "`respond-async`"))),
-        (status = 400, description = "Malformed JSON input, or nested too deep (`json_too_deep`)", body = ErrorBody),
-        (status = 404, description = "No such function", body = ErrorBody),
+        (status = 400, description = "Malformed JSON input, or nested too deep (`json_too_deep`), or a bad query parameter", body = ErrorBody),
+        (status = 404, description = "No such function (`function_not_found`) or version (`version_not_found`)", body = ErrorBody),
         (status = 413, description = "Input too large", body = ErrorBody),
-        (status = 409, description = "Its dependencies are still building (`build_pending`) or failed to build (`build_failed`, with the package manager's message) and no earlier version can serve", body = ErrorBody),
+        (status = 409, description = "Its dependencies are still building (`build_pending`) or failed to build (`build_failed`, with the package manager's message) and no earlier version can serve; or the `version` asked for never finished its build (`version_not_runnable`)", body = ErrorBody),
+        (status = 422, description = "`version` with `Prefer: respond-async` (asynchronous calls run the current version)", body = ErrorBody),
         (status = 429, description = "The function's queue is full (Retry-After)", body = ErrorBody),
         (status = 503, description = "No sandbox can be started, or the asynchronous queue is full (`async_queue_full`) (Retry-After)", body = ErrorBody)))]
 pub async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(q): Query<InvokeQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let asynchronous = prefers_async(req.headers());
+    if asynchronous && q.version.is_some() {
+        return Err(ApiError::field("version", "asynchronous calls run the current version; call without `Prefer: respond-async`"));
+    }
     let bytes = body_bytes(req, &()).await?;
     check_depth(&bytes, state.engine.limits().max_json_depth)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body is not UTF-8"))?;
@@ -337,7 +354,10 @@ pub async fn invoke(
         let accepted = state.engine.invoke_async(&name, event).await?;
         return Ok(accepted_response(&accepted));
     }
-    let exec = state.engine.invoke(&name, event).await?;
+    let exec = match q.version {
+        Some(v) => state.engine.invoke_version(&name, v, event, fnbox_core::Trigger::Api).await?,
+        None => state.engine.invoke(&name, event).await?,
+    };
     let mut resp = axum::Json(InvokeResponse::from(&exec)).into_response();
     resp.headers_mut().insert("x-fnbox-status", HeaderValue::from_static(exec.status.as_str()));
     Ok(resp)

@@ -11,8 +11,9 @@ pub(crate) mod pools;
 pub(crate) mod queue;
 pub(crate) mod schedules;
 pub(crate) mod templates;
+pub(crate) mod versions;
 
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 
 use crate::AppState;
@@ -24,6 +25,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/functions/{name}", get(functions::get).put(functions::update).patch(functions::patch).delete(functions::delete))
         .route("/api/v1/functions/{name}/invoke", post(functions::invoke))
         .route("/api/v1/functions/{name}/build", get(functions::build))
+        .route("/api/v1/functions/{name}/versions", get(versions::list))
+        .route("/api/v1/functions/{name}/versions/{version}", get(versions::get))
+        .route("/api/v1/functions/{name}/rollback", post(versions::rollback))
+        .route("/api/v1/functions/{name}/test-events", get(versions::list_events))
+        .route("/api/v1/functions/{name}/test-events/{event_name}", put(versions::save_event).delete(versions::delete_event))
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/stream", get(executions::stream))
         .route("/api/v1/executions/{id}", get(executions::get))
