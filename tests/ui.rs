@@ -1016,3 +1016,63 @@ async fn browser_every_page_is_accessible_and_fits_a_phone() {
     light.close().await.expect("close");
     dark.close().await.expect("close");
 }
+
+/// Versions and saved test events on the function's page: the history, a diff of two versions,
+/// running an old version, rolling back (a new version from an old one), and named test
+/// events saved on the server, picked into the form, and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_versions_and_test_events() {
+    let s = TestServer::start(&["--prewarm", "0"]).await;
+    s.require_runtimes().await;
+    let v1 = "def handler(event, context):\n    return 1\n";
+    let created = s.create("ver-ui", "python", "docker", v1, json!({"sample_input": {"n": 1}})).await;
+    let mut spec = created.clone();
+    spec["code"] = json!("def handler(event, context):\n    return 2\n");
+    let (st, v2) = s.put("/api/v1/functions/ver-ui", &spec).await;
+    assert_eq!((st, v2["version"].clone()), (200, json!(2)), "{v2}");
+    let driver = Driver::start().await;
+    let c = browser(&driver).await;
+    let base = s.url.clone();
+    c.goto(&format!("{base}/#/execute/ver-ui")).await.expect("open");
+    wait_js(&c, "document.querySelectorAll('#ver-table tr[data-version]').length === 2", "two versions listed").await;
+    let diff = wait_js(&c, "document.querySelector('#ver-diff pre.diff') && [document.querySelector('#ver-diff .del')?.textContent, document.querySelector('#ver-diff .add')?.textContent]", "the diff").await;
+    assert_eq!(diff, json!(["−     return 1", "+     return 2"]), "v1 against v2");
+    shot(&c, "versions-01-diff").await;
+
+    // An old version runs its own code.
+    set_value(&c, "#run-version", "1").await;
+    c.find(Locator::Css("#run")).await.expect("run").click().await.expect("click");
+    let out = wait_js(&c, "document.querySelector('#output')?.textContent", "v1's output").await;
+    assert_eq!(out.as_str().map(str::trim), Some("1"));
+    assert!(c.execute("return document.querySelector('#result-stats').textContent;", vec![]).await.expect("js").as_str().unwrap_or("").contains("v1"));
+
+    // Roll back to v1: v3, with v1's code.
+    c.execute("window.confirm = () => true; return true;", vec![]).await.expect("confirm");
+    c.find(Locator::Css("[data-rollback='1']")).await.expect("rollback").click().await.expect("click rollback");
+    wait_js(&c, "document.querySelectorAll('#ver-table tr[data-version]').length === 3", "three versions after the rollback").await;
+    let (_, f) = s.get("/api/v1/functions/ver-ui").await;
+    assert_eq!((f["version"].clone(), f["code"].clone()), (json!(3), json!(v1)), "{f}");
+    c.find(Locator::Css("#run")).await.expect("run").click().await.expect("click");
+    wait_js(&c, "document.querySelector('#result-stats')?.textContent.includes('v3') && document.querySelector('#output')?.textContent.trim() === '1'", "v3 runs v1's code").await;
+
+    // Saved test events: save the event typed, pick it back into the form, delete it.
+    c.find(Locator::Css("#tab-raw")).await.expect("raw").click().await.expect("click raw");
+    set_value(&c, "#raw", r#"{"n": 42, "tag": "big"}"#).await;
+    c.execute("window.prompt = () => 'big-one'; return true;", vec![]).await.expect("prompt");
+    c.find(Locator::Css("#te-save")).await.expect("save").click().await.expect("click save");
+    wait_js(&c, "[...document.querySelectorAll('#te-pick option')].some((o) => o.textContent === 'big-one')", "the saved event listed").await;
+    let (_, events) = s.get("/api/v1/functions/ver-ui/test-events").await;
+    assert_eq!((events[0]["name"].clone(), events[0]["event"].clone()), (json!("big-one"), json!({"n": 42, "tag": "big"})), "{events}");
+    set_value(&c, "#te-pick", "").await;
+    c.find(Locator::Css("#tab-form")).await.expect("form").click().await.expect("click form");
+    wait_js(&c, "document.querySelector('#in-n')?.value === '1'", "the sample input back").await;
+    set_value(&c, "#te-pick", "big-one").await;
+    let form = wait_js(&c, "document.querySelector('#in-n')?.value === '42' && [document.querySelector('#in-n').value, document.querySelector('#in-tag')?.value]", "the saved event in the form").await;
+    assert_eq!(form, json!(["42", "big"]));
+    shot(&c, "versions-02-test-events").await;
+    c.find(Locator::Css("#te-delete")).await.expect("delete").click().await.expect("click delete");
+    wait_js(&c, "![...document.querySelectorAll('#te-pick option')].some((o) => o.textContent === 'big-one')", "the event gone").await;
+    let (_, events) = s.get("/api/v1/functions/ver-ui/test-events").await;
+    assert_eq!(events, json!([]));
+    c.close().await.expect("close");
+}

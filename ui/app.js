@@ -662,6 +662,11 @@ pages.execute = async (main, name) => {
       <div class="field"><label for="fn-pick">Function</label><select id="fn-pick">${fns.map((x) => `<option ${x.name === f.name ? "selected" : ""}>${esc(x.name)}</option>`).join("")}</select>
         <div class="muted" style="margin-top:4px">${esc(f.language)} · ${badge(f.runtime)} · v${f.version} · timeout ${f.timeout_ms} ms · ${f.memory_mb} MB${f.build?.status && f.build.status !== "none" ? ` · dependencies <span id="fn-build-badge">${buildBadge(f.build.status)}</span>` : ""}</div>
         ${f.url ? `<div class="muted" id="fn-url" style="margin-top:4px">Function URL (${f.http === "key" ? "API key required" : "public"}): <span class="mono">${esc(location.origin + f.url)}</span></div>` : ""}</div>
+      <div class="row test-events" style="align-items:flex-end">
+        <div class="field"><label for="te-pick">Saved test event</label><select id="te-pick"><option value="">Sample input</option></select></div>
+        <div class="field" style="flex:0"><button type="button" id="te-save" title="Save the event below under a name, on the server, for everyone using this function">Save as…</button></div>
+        <div class="field" style="flex:0"><button type="button" id="te-delete" class="danger" disabled>Delete</button></div>
+      </div>
       <div class="tabs" role="tablist">
         <button type="button" role="tab" id="tab-form" aria-controls="input-form" aria-selected="${formable}" tabindex="${formable ? 0 : -1}" ${formable ? "" : "disabled"}>Form</button>
         <button type="button" role="tab" id="tab-raw" aria-controls="raw-wrap" aria-selected="${!formable}" tabindex="${formable ? -1 : 0}">Raw JSON</button>
@@ -671,13 +676,15 @@ pages.execute = async (main, name) => {
       <div class="field-error" id="input-error"></div>
       <div class="row" style="align-items:center">
         <button class="primary" id="run" title="Run (Ctrl+Enter)">Run</button>
+        <label for="run-version" class="sr-only">Version to run</label><select id="run-version" style="width:auto" title="The version a Run calls"><option value="">current (v${esc(f.version)})</option></select>
         <button type="button" id="run-async" title="Queue the call (Prefer: respond-async) and follow its attempts: retried up to ${esc(f.max_retries ?? 2)} times, then kept in the dead letters">Invoke async</button>
         <span class="muted hint">Async: retried up to ${esc(plural(f.max_retries ?? 2, "time"))} on failure</span>
       </div>
     </div>
     <div class="panel" id="result" aria-live="polite"><div class="empty">Run the function to see its result.</div></div>
     <div class="panel" id="build-panel" ${f.build?.status && f.build.status !== "none" ? "" : "hidden"}></div>
-    <div class="panel" id="schedules-panel"></div>`;
+    <div class="panel" id="schedules-panel"></div>
+    <div class="panel" id="versions-panel"></div>`;
   $("#fn-pick").addEventListener("change", (ev) => { location.hash = `#/execute/${encodeURIComponent(ev.target.value)}`; });
   if (f.build?.status && f.build.status !== "none") watchBuild(f.name, $("#build-panel"), $("#fn-build-badge"));
   const showTab = (raw) => {
@@ -753,7 +760,8 @@ pages.execute = async (main, name) => {
     $("#run").disabled = true;
     $("#result").innerHTML = `<div class="empty">Running…</div>`;
     try {
-      const r = await api("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke`, input.event);
+      const v = $("#run-version").value;
+      const r = await api("POST", `/api/v1/functions/${encodeURIComponent(f.name)}/invoke${v ? `?version=${encodeURIComponent(v)}` : ""}`, input.event);
       $("#result").innerHTML = resultPanel(r);
     } catch (e) {
       $("#result").innerHTML = refusal(e);
@@ -785,7 +793,121 @@ pages.execute = async (main, name) => {
     followCall(f, a.request_id, result.querySelector("#async-state"), result.querySelector("#async-result"), () => run === runs);
   });
   drawSchedules(f, $("#schedules-panel"));
+  // Saved test events: named events kept on the server per function (like Lambda's shareable
+  // ones). Picking one puts it in the form and the JSON box.
+  const putEvent = (ev) => {
+    $("#raw").value = JSON.stringify(ev, null, 2);
+    if (ev && typeof ev === "object" && !Array.isArray(ev) && formable) {
+      $("#input-form").innerHTML = `<div class="row">${Object.entries(ev).map(([k, x]) => inputField(k, x, [k])).join("")}</div>`;
+    } else if ($("#raw-wrap").hidden) {
+      $("#tab-raw").click(); // not an object: only the JSON box can show it
+    }
+  };
+  let events = [];
+  const loadEvents = async (select) => {
+    events = await api("GET", `/api/v1/functions/${encodeURIComponent(f.name)}/test-events`).catch(() => []);
+    $("#te-pick").innerHTML = `<option value="">Sample input</option>${events.map((e) => `<option ${e.name === select ? "selected" : ""}>${esc(e.name)}</option>`).join("")}`;
+    $("#te-delete").disabled = !$("#te-pick").value;
+  };
+  $("#te-pick").addEventListener("change", () => {
+    const e = events.find((x) => x.name === $("#te-pick").value);
+    $("#te-delete").disabled = !e;
+    putEvent(e ? e.event : sample);
+  });
+  $("#te-save").addEventListener("click", async () => {
+    const input = readEvent();
+    if (!input) return;
+    const name = prompt("Name of the test event (letters, digits, . _ -; up to 64):", $("#te-pick").value || "");
+    if (!name) return;
+    try {
+      await api("PUT", `/api/v1/functions/${encodeURIComponent(f.name)}/test-events/${encodeURIComponent(name)}`, { event: input.event });
+      toast(`Test event "${name}" saved`);
+      await loadEvents(name);
+    } catch (e) { $("#input-error").textContent = e.status === 403 ? "Saving test events needs an admin key." : e.message; }
+  });
+  $("#te-delete").addEventListener("click", async () => {
+    const name = $("#te-pick").value;
+    if (!name || !confirm(`Delete the test event "${name}"?`)) return;
+    try {
+      await api("DELETE", `/api/v1/functions/${encodeURIComponent(f.name)}/test-events/${encodeURIComponent(name)}`);
+      toast(`Test event "${name}" deleted`);
+      await loadEvents("");
+      putEvent(sample);
+    } catch (e) { $("#input-error").textContent = e.message; }
+  });
+  loadEvents("");
+  drawVersions(f, $("#versions-panel"), $("#run-version"));
 };
+
+/** Line diff of two texts (longest common subsequence): [kind, line] with kind " ", "-" or "+".
+ *  Texts past 4 million line pairs are shown as a whole removal and addition instead. */
+function lineDiff(a, b) {
+  const x = a.split("\n"), y = b.split("\n");
+  if (x.length * y.length > 4e6) return [...x.map((l) => ["-", l]), ...y.map((l) => ["+", l])];
+  const n = x.length, m = y.length, w = m + 1;
+  const t = new Uint32Array((n + 1) * w);
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) t[i * w + j] = x[i] === y[j] ? t[(i + 1) * w + j + 1] + 1 : Math.max(t[(i + 1) * w + j], t[i * w + j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push([" ", x[i]]); i++; j++; } else if (t[(i + 1) * w + j] >= t[i * w + j + 1]) out.push(["-", x[i++]]); else out.push(["+", y[j++]]);
+  }
+  while (i < n) out.push(["-", x[i++]]);
+  while (j < m) out.push(["+", y[j++]]);
+  return out;
+}
+
+/** The function's versions: history, a diff of code and settings between any two, running
+ *  an old one, and rolling back (which makes a new version from an old one). */
+async function drawVersions(f, panel, runPick) {
+  const base = `/api/v1/functions/${encodeURIComponent(f.name)}`;
+  let list;
+  try { list = await api("GET", `${base}/versions`); } catch (e) { panel.innerHTML = `<h2>Versions</h2><p class="field-error">Not loaded: ${esc(e.message)}</p>`; return; }
+  for (const v of list) if (v.version !== f.version) runPick.insertAdjacentHTML("beforeend", `<option value="${esc(v.version)}">v${esc(v.version)}</option>`);
+  const opts = (sel) => list.map((v) => `<option value="${esc(v.version)}" ${v.version === sel ? "selected" : ""}>v${esc(v.version)}${v.version === f.version ? " (current)" : ""}</option>`).join("");
+  const older = list.find((v) => v.version !== f.version)?.version ?? f.version;
+  panel.innerHTML = `<h2>Versions</h2>
+    <div class="table-wrap" tabindex="0" role="region" aria-label="Versions of ${esc(f.name)}"><table class="stack" id="ver-table"><thead><tr><th scope="col">Version</th><th scope="col">Made</th><th scope="col">Runtime</th><th scope="col">Limits</th><th scope="col">Code</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>
+    ${list.map((v) => `<tr data-version="${esc(v.version)}"><td data-label="Version">v${esc(v.version)}${v.version === f.version ? ' <span class="badge success">current</span>' : ""}</td>
+      <td data-label="Made">${esc(fmtTime(v.created_at))}</td><td data-label="Runtime">${esc(v.language)} · ${badge(v.runtime)}</td>
+      <td data-label="Limits">${esc(v.timeout_ms)} ms · ${esc(v.memory_mb)} MB${v.has_dependencies ? ` · deps ${buildBadge(v.build)}` : ""}</td><td data-label="Code">${esc(fmtBytes(v.code_bytes))}</td>
+      <td data-label="Actions">${v.version === f.version ? "" : `<button type="button" data-rollback="${esc(v.version)}">Roll back to v${esc(v.version)}</button>`}</td></tr>`).join("")}
+    </tbody></table></div>
+    ${list.length > 1 ? `<div class="row" style="align-items:flex-end;margin-top:10px">
+      <div class="field" style="flex:0"><label for="diff-a">Compare</label><select id="diff-a" style="width:auto">${opts(older)}</select></div>
+      <div class="field" style="flex:0"><label for="diff-b">with</label><select id="diff-b" style="width:auto">${opts(f.version)}</select></div></div>
+    <div id="ver-diff"></div>` : `<p class="muted">One version so far: each save that changes the code or settings makes the next one.</p>`}`;
+  const snap = {};
+  const get = async (n) => (snap[n] ||= api("GET", `${base}/versions/${n}`));
+  const settings = (s) => ["language", "runtime", "timeout_ms", "memory_mb", "concurrency", "max_retries", "http", "description"].map((k) => `${k}: ${JSON.stringify(s[k])}`)
+    .concat(`env: ${JSON.stringify(s.env_names || [])}`, `dependencies: ${JSON.stringify(s.dependencies ?? null)}`).join("\n");
+  const showDiff = async () => {
+    const out = panel.querySelector("#ver-diff");
+    if (!out) return;
+    const [a, b] = [Number(panel.querySelector("#diff-a").value), Number(panel.querySelector("#diff-b").value)];
+    let sa, sb;
+    try { [sa, sb] = await Promise.all([get(a), get(b)]); } catch (e) { out.innerHTML = `<p class="field-error">${esc(e.message)}</p>`; return; }
+    const block = (title, d) => {
+      const changed = d.some(([k]) => k !== " ");
+      return `<h3>${title}${changed ? "" : ' <span class="muted">(same)</span>'}</h3><pre class="diff">${d.map(([k, l]) => `<span class="${k === "+" ? "add" : k === "-" ? "del" : "same"}">${k === "-" ? "−" : esc(k)} ${esc(l)}</span>`).join("")}</pre>`;
+    };
+    out.innerHTML = `<p class="muted">Lines only in v${esc(a)} start with −, lines only in v${esc(b)} with +.</p>
+      ${block("Code", lineDiff(sa.code ?? "", sb.code ?? ""))}${block("Settings", lineDiff(settings(sa), settings(sb)))}`;
+  };
+  panel.querySelector("#diff-a")?.addEventListener("change", showDiff);
+  panel.querySelector("#diff-b")?.addEventListener("change", showDiff);
+  showDiff();
+  panel.querySelectorAll("[data-rollback]").forEach((b) => b.addEventListener("click", async () => {
+    const n = Number(b.dataset.rollback);
+    if (!confirm(`Roll back ${f.name} to v${n}? Its code and settings become a new version, v${f.version + 1}; the history is kept.`)) return;
+    b.disabled = true;
+    try {
+      const g = await api("POST", `${base}/rollback`, { version: n });
+      toast(`${f.name}: v${g.version} made from v${n}`);
+      route();
+    } catch (e) { toast(e.status === 403 ? "Rolling back needs an admin key." : e.message, true); b.disabled = false; }
+  }));
+}
 
 /** Follows an asynchronous call's attempts (GET /executions?request_id=) until it is final:
  *  its latest attempt succeeded, or failed and it is in the dead letters. Stops when
